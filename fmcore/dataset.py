@@ -1,0 +1,64 @@
+"""Data sets: where training data ``z ~ p_data`` (and optional class labels) come from."""
+
+from __future__ import annotations
+
+import abc
+from typing import ClassVar
+
+import attrs
+import torch
+from torch import Tensor
+
+from fmcore.network import DataInfo
+
+
+@attrs.frozen
+class Batch:
+    """Data ``x`` of shape [N, *shape] and integer labels of shape [N] (or None)."""
+
+    x: Tensor
+    labels: Tensor | None = None
+
+    def to(self, device) -> Batch:
+        labels = None if self.labels is None else self.labels.to(device)
+        return Batch(self.x.to(device), labels)
+
+
+class Dataset(abc.ABC):
+    """A source of training samples. ``sample`` must only use ``generator`` for its randomness."""
+
+    Options: ClassVar[type]
+
+    @property
+    @abc.abstractmethod
+    def info(self) -> DataInfo:
+        """Shape of one sample and number of classes (0 when unlabelled)."""
+
+    @abc.abstractmethod
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Batch:
+        """``n`` training samples (on the CPU)."""
+
+    def reference(self, n: int, seed: int) -> Batch:
+        """``n`` samples for evaluation, independent of training draws (held-out data where it exists)."""
+        g = torch.Generator().manual_seed(seed)
+        return self.sample(n, g)
+
+
+class ArrayDataset(Dataset):
+    """A data set held in memory as a tensor [N, ...]; batches are drawn uniformly with replacement."""
+
+    def __init__(self, data: Tensor, labels: Tensor | None = None, num_classes: int = 0):
+        self.data = data.float()
+        self.labels = labels
+        self._info = DataInfo(tuple(self.data.shape[1:]), num_classes)
+
+    @property
+    def info(self) -> DataInfo:
+        return self._info
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Batch:
+        idx = torch.randint(len(self), (n,), generator=generator)
+        return Batch(self.data[idx], None if self.labels is None else self.labels[idx])

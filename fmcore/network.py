@@ -1,0 +1,75 @@
+"""Networks: ``f(x, t, cond) -> tensor shaped like x``."""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import attrs
+import torch
+from torch import Tensor, nn
+
+
+@attrs.frozen
+class DataInfo:
+    """What a network needs to know about its data: the shape of one sample and the class count.
+
+    ``num_classes = 0`` means unconditional; otherwise labels are ``0 .. num_classes - 1`` and the label
+    ``num_classes`` is the null condition used for classifier-free guidance.
+    """
+
+    shape: tuple[int, ...]
+    num_classes: int = 0
+
+    @property
+    def null_label(self) -> int:
+        return self.num_classes
+
+
+class Network(nn.Module):
+    """Base class of every network component: built from ``(options, DataInfo)``.
+
+    ``forward(x, t, cond=None)`` takes ``x`` of shape [N, *shape], ``t`` of shape [N] and optional integer
+    labels ``cond`` of shape [N] (``null_label`` for "no condition") and returns a tensor shaped like ``x``.
+    """
+
+    Options: ClassVar[type]
+
+    def __init__(self, options, info: DataInfo):
+        super().__init__()
+        self.options = options
+        self.info = info
+
+    def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+class SinusoidalTimeEmbedding(nn.Module):
+    """``t -> [sin(w_k s t), cos(w_k s t)]`` with ``w_k = exp(-ln(10^4) k / (dim/2))`` and ``s = 1000``."""
+
+    def __init__(self, dim: int, scale: float = 1000.0):
+        super().__init__()
+        if dim % 2:
+            raise ValueError(f"time embedding dimension must be even, got {dim}")
+        half = dim // 2
+        freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, dtype=torch.float32) / half)
+        self.register_buffer("freqs", freqs * scale, persistent=False)
+
+    def forward(self, t: Tensor) -> Tensor:
+        args = t.to(self.freqs.dtype)[:, None] * self.freqs[None]
+        return torch.cat([args.sin(), args.cos()], dim=-1)
+
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "silu": nn.SiLU,
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "elu": nn.ELU,
+    "softplus": nn.Softplus,
+}
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

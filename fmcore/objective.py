@@ -1,0 +1,133 @@
+"""Objectives: the training loss of a network on a path.
+
+Every regression objective here has the form (DESIGN section 3)
+
+    L = E_{t, z, eps} [ lambda(t) || f_theta(x_t, t) - target ||^2 ],   x_t = alpha_t z + beta_t eps,
+
+where ``target`` is the exact conditional prediction of the objective's kind (velocity, score, noise or
+data) computed once by :func:`fmcore.prediction.from_data_noise`. With ``target = "stable"`` the pair
+``(z, eps)`` is replaced by its posterior mean over the batch's data points (the stable target field of
+Xu et al. 2023), which has the same minimiser and lower variance.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import ClassVar
+
+import attrs
+import torch
+from torch import Tensor
+
+from fmcore.dataset import Batch
+from fmcore.field import safe_time_range, singular_ends
+from fmcore.options import help_field, in_range, non_negative, one_of
+from fmcore.path import GaussianPath, PathSample, ProbabilityPath, Schedule
+from fmcore.prediction import Prediction, from_data_noise
+from fmcore.timesampling import TIME_SAMPLINGS, sample_times
+
+
+@attrs.define(kw_only=True)
+class ObjectiveOptions:
+    """Options every objective has."""
+
+    t_eps: float = help_field(
+        0.0, "keep training times in [t_eps, 1 - t_eps] at ends where the target is singular",
+        validator=in_range(0.0, 0.5, hi_open=True),
+    )
+    time_sampling: str = help_field("uniform", "distribution of training times", validator=one_of(TIME_SAMPLINGS))
+    logit_mean: float = help_field(0.0, "mean m of logit-normal times t = sigmoid(m + s N(0, 1))")
+    logit_std: float = help_field(1.0, "scale s of logit-normal times", validator=non_negative)
+    target: str = help_field(
+        "conditional", "regress on one pair's target or the batch posterior mean ('stable')",
+        validator=one_of(("conditional", "stable")),
+    )
+    cond_dropout: float = help_field(
+        0.0, "probability of replacing a label by the null label (classifier-free guidance)",
+        validator=in_range(0.0, 1.0),
+    )
+
+
+class Objective(abc.ABC):
+    """A training loss. ``prediction`` says what the network it trains predicts."""
+
+    Options: ClassVar[type] = ObjectiveOptions
+    prediction: ClassVar[Prediction]
+
+    def __init__(self, options: ObjectiveOptions):
+        self.options = options
+
+    def time_range(self, path: ProbabilityPath) -> tuple[float, float]:
+        """Times this objective trains on (and the field evaluates at) on ``path``."""
+        return safe_time_range(path, self.prediction, self.options.t_eps)
+
+    def problems(self, path: ProbabilityPath) -> list[str]:
+        """Why this objective cannot train on ``path`` with its options (empty when it can)."""
+        if self.prediction is not Prediction.VELOCITY and not isinstance(path, GaussianPath):
+            return [f"it predicts the {self.prediction.value}, which needs a Gaussian path"]
+        if self.options.target == "stable" and not isinstance(path, GaussianPath):
+            return ["target = 'stable' needs a Gaussian path"]
+        if self.options.t_eps == 0.0:
+            return [f"{r}; set t_eps > 0 (e.g. 1e-3)" for r in singular_ends(path, self.prediction)]
+        return []
+
+    def drop_labels(self, labels: Tensor | None, null_label: int) -> Tensor | None:
+        """Replace each label by ``null_label`` with probability ``cond_dropout``."""
+        p = self.options.cond_dropout
+        if labels is None or p == 0.0:
+            return labels
+        drop = torch.rand(labels.shape, device=labels.device) < p
+        return torch.where(drop, torch.full_like(labels, null_label), labels)
+
+    @abc.abstractmethod
+    def loss(self, network, path: ProbabilityPath, batch: Batch, null_label: int = 0) -> Tensor:
+        """The scalar minibatch loss."""
+
+
+def posterior_data_noise(ps: PathSample) -> tuple[Tensor, Tensor]:
+    """Batch posterior means ``(E[z | x_i], E[eps | x_i])`` over the batch's data points ``z_j``.
+
+    ``w_ij ∝ N(x_i; alpha_i z_j, beta_i^2 I)``; ``E[eps | x_i] = eps_i + alpha_i (z_i - z_bar_i) / beta_i``,
+    written this way so that it stays exact as ``beta_i -> 0``.
+    """
+    s = ps.schedule
+    x, z = ps.x.flatten(1), ps.z.flatten(1)
+    alpha, beta2 = s.alpha.flatten()[:, None], (s.beta.flatten() ** 2).clamp_min(1e-30)[:, None]
+    sq = (x**2).sum(1, keepdim=True) - 2 * alpha * (x @ z.T) + alpha**2 * (z**2).sum(1)[None]
+    weights = torch.softmax(-sq / (2 * beta2), dim=1)
+    z_bar = (weights @ z).view_as(ps.z)
+    eps_bar = ps.eps + s.alpha * (ps.z - z_bar) / s.beta.clamp_min(1e-30)
+    return z_bar, eps_bar
+
+
+class RegressionObjective(Objective):
+    """``lambda(t) || f(x_t, t) - target ||^2`` for the ``prediction`` of the subclass."""
+
+    def weight(self, s: Schedule) -> Tensor | None:
+        """``lambda(t)`` (broadcastable against x), or None for 1."""
+        return None
+
+    def target(self, ps: PathSample, path: ProbabilityPath) -> Tensor:
+        """The regression target at ``ps``."""
+        if not isinstance(path, GaussianPath):
+            return path.conditional_velocity(ps.x, ps.z, ps.t)
+        z, eps = posterior_data_noise(ps) if self.options.target == "stable" else (ps.z, ps.eps)
+        return from_data_noise(z, eps, self.prediction, ps.schedule)
+
+    def loss(self, network, path: ProbabilityPath, batch: Batch, null_label: int = 0) -> Tensor:
+        z = batch.x
+        o = self.options
+        t = sample_times(
+            z.shape[0], o.time_sampling, self.time_range(path), device=z.device,
+            logit_mean=o.logit_mean, logit_std=o.logit_std,
+        )
+        ps = path.sample(z, t, torch.randn_like(z))
+        with torch.no_grad():
+            target = self.target(ps, path)
+        pred = network(ps.x, t, self.drop_labels(batch.labels, null_label))
+        err = (pred.float() - target.float()) ** 2
+        w = None if ps.schedule is None else self.weight(ps.schedule)
+        if w is not None:
+            err = err * w.float()
+        return err.mean()
+

@@ -1,0 +1,75 @@
+"""Validators for component options (attrs), with messages that say what was expected.
+
+The recipe loader turns a ``ValueError`` raised here into ``[table] key = value: expected ...``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from typing import Any
+
+import attrs
+
+
+class OptionValueError(ValueError):
+    """An option value outside what its component accepts."""
+
+    def __init__(self, key: str, value: Any, expected: str):
+        super().__init__(f"{key} = {value!r}: expected {expected}")
+        self.key, self.value, self.expected = key, value, expected
+
+
+def _fail(attribute: attrs.Attribute, value: Any, expected: str):
+    raise OptionValueError(attribute.name, value, expected)
+
+
+def positive(_inst: Any, attribute: attrs.Attribute, value: float) -> None:
+    """value > 0."""
+    if not value > 0 or (isinstance(value, float) and not math.isfinite(value)):
+        _fail(attribute, value, "a finite number > 0")
+
+
+def non_negative(_inst: Any, attribute: attrs.Attribute, value: float) -> None:
+    """value >= 0."""
+    if not value >= 0 or (isinstance(value, float) and not math.isfinite(value)):
+        _fail(attribute, value, "a finite number >= 0")
+
+
+def in_range(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False):
+    """A validator for ``lo <= value <= hi`` (with open ends where asked)."""
+    left, right = ("(" if lo_open else "["), (")" if hi_open else "]")
+
+    def check(_inst: Any, attribute: attrs.Attribute, value: float) -> None:
+        ok_lo = value > lo if lo_open else value >= lo
+        ok_hi = value < hi if hi_open else value <= hi
+        if not (ok_lo and ok_hi):
+            _fail(attribute, value, f"a number in {left}{lo}, {hi}{right}")
+
+    return check
+
+
+def one_of(choices: Collection[str]):
+    """A validator for a string among ``choices``."""
+
+    def check(_inst: Any, attribute: attrs.Attribute, value: str) -> None:
+        if value not in choices:
+            from fmcore.errors import did_you_mean
+
+            _fail(attribute, value, f"one of {', '.join(repr(c) for c in choices)}{did_you_mean(value, choices)}")
+
+    return check
+
+
+def positive_ints(_inst: Any, attribute: attrs.Attribute, value: list[int]) -> None:
+    """A non-empty list of integers > 0."""
+    if not value or any(v <= 0 for v in value):
+        _fail(attribute, value, "a non-empty list of integers > 0")
+
+
+def help_field(default: Any = attrs.NOTHING, help: str = "", validator=None, file: bool = False, **kw):
+    """``attrs.field`` with a one-line ``help`` (shown by ``fm recipe schema``).
+
+    ``file=True`` marks a path that the recipe loader resolves relative to the recipe's folder.
+    """
+    return attrs.field(default=default, validator=validator, metadata={"help": help, "file": file}, **kw)

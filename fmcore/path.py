@@ -1,0 +1,116 @@
+"""Probability paths: how data ``z`` at t = 1 is joined to noise at t = 0.
+
+fmcore's convention (docs/concepts.md): time runs from noise (t = 0) to data (t = 1). A Gaussian path has
+conditional distributions ``p_t(x | z) = N(alpha_t z, beta_t^2 I)`` and is sampled as
+``x = alpha_t z + beta_t eps`` with ``eps ~ N(0, I)``.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from typing import ClassVar
+
+import attrs
+import torch
+from torch import Tensor
+
+from fmcore.tensors import as_time, expand_like
+
+
+@attrs.frozen
+class Schedule:
+    """``alpha_t, beta_t`` and their time derivatives, each shaped to broadcast against ``x``."""
+
+    alpha: Tensor
+    beta: Tensor
+    d_alpha: Tensor
+    d_beta: Tensor
+
+    @property
+    def determinant(self) -> Tensor:
+        """``D = beta d_alpha - alpha d_beta``: the velocity <-> (data, noise) map is invertible iff D != 0."""
+        return self.beta * self.d_alpha - self.alpha * self.d_beta
+
+
+@attrs.frozen
+class PathSample:
+    """A point on the path: ``x = alpha_t z + beta_t eps`` at time ``t`` (shape [N]) for data ``z``."""
+
+    x: Tensor
+    t: Tensor
+    z: Tensor
+    eps: Tensor
+    schedule: Schedule | None = None
+
+
+class ProbabilityPath(abc.ABC):
+    """A family of conditional paths ``p_t(. | z)`` from the prior (t = 0) to data ``z`` (t = 1).
+
+    Subclasses supply the prior, a way to draw ``x_t`` given ``(z, eps)`` and the conditional velocity
+    ``u_t(x | z)``. A non-Gaussian path trains with velocity-predicting objectives only.
+    """
+
+    Options: ClassVar[type]
+
+    @abc.abstractmethod
+    def prior_sample(self, eps: Tensor) -> Tensor:
+        """Map standard normal noise ``eps`` to a draw from the prior ``p_0``."""
+
+    @abc.abstractmethod
+    def sample(self, z: Tensor, t: Tensor, eps: Tensor) -> PathSample:
+        """Draw ``x_t ~ p_t(. | z)`` using standard normal noise ``eps`` shaped like ``z``."""
+
+    @abc.abstractmethod
+    def conditional_velocity(self, x: Tensor, z: Tensor, t: Tensor) -> Tensor:
+        """``u_t(x | z)``: the velocity of the conditional flow through ``x`` at time ``t``."""
+
+
+class GaussianPath(ProbabilityPath):
+    """``p_t(x | z) = N(alpha_t z, beta_t^2 I)``; subclasses implement :meth:`coefficients`.
+
+    Conditional velocity ``u_t(x|z) = d_alpha z + d_beta eps`` with ``eps = (x - alpha z) / beta``,
+    conditional score ``grad_x log p_t(x|z) = -(x - alpha z) / beta^2``.
+    """
+
+    @abc.abstractmethod
+    def coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(alpha_t, beta_t, d alpha_t/dt, d beta_t/dt)`` for times ``t`` of shape [N]."""
+
+    def schedule(self, t: Tensor | float, like: Tensor) -> Schedule:
+        """The coefficients at ``t``, shaped to broadcast against ``like`` (any [N, ...] shape)."""
+        t = as_time(t, like)
+        return Schedule(*(expand_like(c, like) for c in self.coefficients(t)))
+
+    def endpoint(self, t: float) -> Schedule:
+        """The coefficients at a single time, as 0-d float64 tensors (for checks, not hot loops)."""
+        coeffs = self.coefficients(torch.tensor([t], dtype=torch.float64))
+        return Schedule(*(c[0] for c in coeffs))
+
+    @property
+    def prior_std(self) -> float:
+        """Standard deviation of the prior ``N(0, beta_0^2 I)`` (alpha_0 z is neglected where alpha_0 != 0)."""
+        return float(self.endpoint(0.0).beta)
+
+    def prior_sample(self, eps: Tensor) -> Tensor:
+        return self.prior_std * eps
+
+    def sample(self, z: Tensor, t: Tensor, eps: Tensor) -> PathSample:
+        s = self.schedule(t, z)
+        return PathSample(x=s.alpha * z + s.beta * eps, t=t, z=z, eps=eps, schedule=s)
+
+    def conditional_velocity(self, x: Tensor, z: Tensor, t: Tensor) -> Tensor:
+        s = self.schedule(t, x)
+        return s.d_alpha * z + s.d_beta * (x - s.alpha * z) / s.beta
+
+    def conditional_score(self, x: Tensor, z: Tensor, t: Tensor) -> Tensor:
+        s = self.schedule(t, x)
+        return -(x - s.alpha * z) / s.beta**2
+
+    def conditional_log_prob(self, x: Tensor, z: Tensor, t: Tensor) -> Tensor:
+        """``log N(x; alpha_t z, beta_t^2 I)`` summed over the non-batch dimensions, shape [N]."""
+        s = self.schedule(t, x)
+        dim = x[0].numel()
+        sq = ((x - s.alpha * z) ** 2).flatten(1).sum(1)
+        beta = s.beta.flatten()
+        return -0.5 * sq / beta**2 - dim * torch.log(beta) - 0.5 * dim * math.log(2 * math.pi)

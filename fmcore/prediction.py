@@ -1,0 +1,63 @@
+"""The four things a network can predict on a Gaussian path, and the one conversion between them.
+
+Given ``x = alpha z + beta eps`` and ``u = d_alpha z + d_beta eps`` (DESIGN section 2), with
+``D = beta d_alpha - alpha d_beta``:
+
+    velocity v  ->  z = (beta v - d_beta x) / D,   eps = (d_alpha x - alpha v) / D
+    score s     ->  eps = -beta s,                  z = (x - beta eps) / alpha
+    noise eps   ->                                  z = (x - beta eps) / alpha
+    data z      ->  eps = (x - alpha z) / beta
+
+and back: ``v = d_alpha z + d_beta eps``, ``s = -eps / beta``. Every map is affine in the prediction with
+coefficients that depend only on ``(x, t)``, which is why classifier-free guidance and averaging commute
+with it (docs/concepts.md). Plugins never repeat these formulas: they name a :class:`Prediction`.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from torch import Tensor
+
+from fmcore.path import Schedule
+
+
+class Prediction(enum.Enum):
+    """What a network's output means."""
+
+    VELOCITY = "velocity"
+    SCORE = "score"
+    NOISE = "noise"
+    DATA = "data"
+
+
+def to_data_noise(pred: Tensor, kind: Prediction, x: Tensor, s: Schedule) -> tuple[Tensor, Tensor]:
+    """``(z_hat, eps_hat)`` implied by a prediction of ``kind`` at ``x``."""
+    if kind is Prediction.VELOCITY:
+        det = s.determinant
+        return (s.beta * pred - s.d_beta * x) / det, (s.d_alpha * x - s.alpha * pred) / det
+    if kind is Prediction.DATA:
+        return pred, (x - s.alpha * pred) / s.beta
+    eps = -s.beta * pred if kind is Prediction.SCORE else pred
+    return (x - s.beta * eps) / s.alpha, eps
+
+
+def from_data_noise(z: Tensor, eps: Tensor, kind: Prediction, s: Schedule) -> Tensor:
+    """The prediction of ``kind`` that corresponds to data ``z`` and noise ``eps``."""
+    if kind is Prediction.VELOCITY:
+        return s.d_alpha * z + s.d_beta * eps
+    if kind is Prediction.SCORE:
+        return -eps / s.beta
+    if kind is Prediction.NOISE:
+        return eps
+    return z
+
+
+def convert(pred: Tensor, source: Prediction, target: Prediction, x: Tensor, s: Schedule) -> Tensor:
+    """Re-express ``pred`` (a ``source`` prediction at ``x``) as a ``target`` prediction."""
+    if source is target:
+        return pred
+    if {source, target} == {Prediction.SCORE, Prediction.NOISE}:
+        return -s.beta * pred if source is Prediction.SCORE else -pred / s.beta
+    z, eps = to_data_noise(pred, source, x, s)
+    return from_data_noise(z, eps, target, s)

@@ -1,0 +1,56 @@
+"""Drawing many samples from a field: seeded per sample, in chunks, optionally conditional."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from fmcore.field import Field
+from fmcore.noise import BLOCK, BatchNoise
+from fmcore.path import ProbabilityPath
+from fmcore.sampler import SampleResult, Sampler
+
+
+@torch.no_grad()
+def generate(
+    field: Field,
+    sampler: Sampler,
+    n: int,
+    shape: tuple[int, ...],
+    *,
+    seed: int = 0,
+    device=None,
+    batch_size: int = 4096,
+    labels: Tensor | None = None,
+    null_label: int = 0,
+    guidance: float = 1.0,
+    trajectory: int = 0,
+    progress=None,
+) -> SampleResult:
+    """``n`` samples of ``shape``. Sample ``i`` depends only on ``(seed, i)`` (and its label), never on
+    ``batch_size``, which is rounded up to a multiple of the noise block (64).
+
+    ``labels`` [n] makes the samples conditional, with classifier-free ``guidance``; ``trajectory = k``
+    also returns the paths of the first ``k`` samples, shape [steps + 1, k, *shape].
+    """
+    path: ProbabilityPath = field.path
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    batch_size = max(BLOCK, -(-batch_size // BLOCK) * BLOCK)
+    outs, traj, nfe = [], None, 0
+    for start in range(0, n, batch_size):
+        count = min(batch_size, n - start)
+        noise = BatchNoise(seed, start, count, shape, device)
+        chunk_field = field
+        if labels is not None:
+            cond = labels[start:start + count].to(device)
+            chunk_field = field.with_condition(cond, torch.full_like(cond, null_label), guidance)
+        x0 = path.prior_sample(noise.randn())
+        want_traj = trajectory > 0 and start == 0
+        result = sampler.run(chunk_field, x0, noise, trajectory=want_traj)
+        outs.append(result.x)
+        nfe = result.nfe
+        if want_traj:
+            traj = result.trajectory[:, :trajectory]
+        if progress is not None:
+            progress(count)
+    return SampleResult(torch.cat(outs), traj, nfe)

@@ -1,0 +1,69 @@
+"""``fm recipe schema``: every component's options, taken from the options classes themselves."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+
+from fmcore.errors import FmError, did_you_mean
+from fmcore.recipe import converter
+from fmcore.registry import KINDS, Registry
+from fmcore.train_options import TrainOptions
+
+
+def _type_name(tp: Any) -> str:
+    return tp if isinstance(tp, str) else getattr(tp, "__name__", str(tp))
+
+
+def option_rows(cls: type) -> list[dict[str, Any]]:
+    """One row per option: name, type, default (None when required) and help."""
+    rows = []
+    for f in attrs.fields(cls):
+        if f.default is attrs.NOTHING:
+            default, required = None, True
+        else:
+            value = f.default.factory() if isinstance(f.default, attrs.Factory) else f.default  # type: ignore[attr-defined]
+            default, required = converter.unstructure(value), False
+        rows.append({"name": f.name, "type": _type_name(f.type), "default": default, "required": required,
+                     "help": f.metadata.get("help", "")})
+    return rows
+
+
+def schema(registry: Registry, kind: str | None = None, name: str | None = None) -> dict[str, Any]:
+    """``{kind: {name: {"help", "package", "options": [...]}}}``, plus ``train`` for the [train] table."""
+    if kind is not None and kind not in (*KINDS, "train"):
+        raise FmError(f"unknown kind {kind!r}{did_you_mean(kind, (*KINDS, 'train'))}; "
+                      f"kinds: {', '.join((*KINDS, 'train'))}")
+    out: dict[str, Any] = {}
+    for k in KINDS if kind is None else ([kind] if kind != "train" else []):
+        comps = registry.components(k)
+        if name is not None:
+            comps = [registry.get(k, name)]
+        out[k] = {c.name: {"help": c.help, "package": c.package, "options": option_rows(c.options_class)}
+                  for c in comps}
+    if kind in (None, "train"):
+        out["train"] = {"train": {"help": "the [train] table", "package": "fmcore",
+                                  "options": option_rows(TrainOptions)}}
+    return out
+
+
+def print_schema(registry: Registry, kind: str | None, name: str | None, as_json: bool = False) -> None:
+    data = schema(registry, kind, name)
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    for k, comps in data.items():
+        for cname, info in comps.items():
+            header = "[train]" if k == "train" else f"[{KINDS[k][1]}] name = {cname!r}"
+            print(f"{header}  ({k} from {info['package']}): {info['help']}")
+            if not info["options"]:
+                print("    (no options)")
+            for row in info["options"]:
+                default = "required" if row["required"] else f"default {json.dumps(row['default'])}"
+                print(f"    {row['name']:<18} {row['type']:<14} {default:<24} {row['help']}")
+            print()
+
+
+__all__ = ["option_rows", "print_schema", "schema"]

@@ -1,0 +1,288 @@
+"""The training loop: accelerate for devices, processes and mixed precision; exact resume.
+
+One optimiser step draws ``batch_size / (processes * grad_accum)`` samples per process per micro-batch from
+the data set with the process's global torch generator, so the generator states saved in a checkpoint are
+all the randomness there is: resuming reproduces an uninterrupted run bit for bit. The hot loop keeps
+losses on the device and synchronises with the host only every ``log_every`` steps.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from pathlib import Path
+
+import attrs
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+
+from fmcore import checkpoint as ckpt
+from fmcore import plotting, rundir
+from fmcore.build import Components, build
+from fmcore.ema import EMA
+from fmcore.errors import FmError, NonFiniteLossError
+from fmcore.network import count_parameters
+from fmcore.recipe import Recipe
+from fmcore.registry import Registry
+from fmcore.sampling import generate
+from fmcore.train_options import TrainOptions
+
+PREVIEW_SAMPLES = 2000
+
+
+def lr_factor(step: int, o: TrainOptions) -> float:
+    """Learning-rate multiplier at optimiser step ``step`` (0-based): linear warm-up, then the schedule."""
+    if step < o.warmup:
+        return (step + 1) / o.warmup
+    if o.schedule == "constant":
+        return 1.0
+    progress = (step - o.warmup) / max(1, o.steps - o.warmup)
+    return 1.0 - progress if o.schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model: torch.nn.Module, o: TrainOptions) -> torch.optim.Optimizer:
+    cls = torch.optim.AdamW if o.optimizer == "adamw" else torch.optim.Adam
+    return cls(model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+
+
+def make_accelerator(o: TrainOptions, run_dir: Path) -> Accelerator:
+    """An Accelerator for the recipe; ``mixed_precision`` absent means accelerate's own configuration."""
+    if o.mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise FmError("[train] mixed_precision = 'fp16' needs a CUDA GPU (fp16 autocast with gradient scaling); "
+                      "use 'bf16' or 'no' on the CPU")
+    kwargs = {}
+    if o.log_with != "none":
+        kwargs.update(log_with=o.log_with, project_dir=str(run_dir / "logs"))
+    try:
+        return Accelerator(mixed_precision=o.mixed_precision, gradient_accumulation_steps=o.grad_accum, **kwargs)
+    except ValueError as exc:
+        raise FmError(f"accelerate refused the training setup: {exc}") from None
+
+
+def cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return True
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+@attrs.frozen
+class TrainResult:
+    run_dir: Path
+    steps: int
+    final_loss: float
+
+
+class Trainer:
+    """Trains the recipe's network into ``run_dir``; see :func:`train`."""
+
+    def __init__(self, recipe: Recipe, registry: Registry, run_dir: Path, resume: bool = False):
+        self.recipe, self.o, self.run_dir = recipe, recipe.train, Path(run_dir)
+        self.acc = make_accelerator(self.o, self.run_dir)
+        self.world, self.rank = self.acc.num_processes, self.acc.process_index
+        per_step = self.world * self.o.grad_accum
+        if self.o.batch_size % per_step:
+            raise FmError(f"[train] batch_size = {self.o.batch_size} must be divisible by processes x grad_accum "
+                          f"= {self.world} x {self.o.grad_accum}")
+        self.micro = self.o.batch_size // per_step
+        set_seed(self.o.seed)  # identical initial weights on every process
+        self.c: Components = build(recipe, registry)
+        self.info = self.c.dataset.info
+        set_seed(self.o.seed, device_specific=True)  # then a distinct data stream per process
+        self.device = self.acc.device
+        model = self.c.network.to(self.device)
+        self.model, self.opt = self.acc.prepare(model, make_optimizer(model, self.o))
+        self.net = self.acc.unwrap_model(self.model)
+        self.ema = EMA(self.net, self.o.ema, self.o.ema_warmup) if self.o.ema > 0 else None
+        self.step = 0
+        self.skipped = 0
+        if resume:
+            self._restore()
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def _save_checkpoint(self) -> None:
+        acc, step = self.acc, self.step
+        acc.wait_for_everyone()
+        tmp = self.run_dir / "checkpoints" / f"{ckpt.TMP_PREFIX}{ckpt.PREFIX}{step:08d}"
+        if acc.is_main_process:
+            ckpt.staging_dir(self.run_dir, step)
+        acc.wait_for_everyone()
+        ckpt.save_tensors(ckpt.rng_tensors(), tmp / f"rng_{self.rank}.safetensors")
+        if acc.is_main_process:
+            ckpt.save_tensors(self.net.state_dict(), tmp / rundir.MODEL)
+            tensors, meta = ckpt.optimizer_tensors(self.opt.state_dict())
+            ckpt.save_tensors(tensors, tmp / "optimizer.safetensors", meta)
+            if self.ema is not None:
+                ckpt.save_tensors(self.ema.state_dict(), tmp / rundir.EMA)
+            state = {"step": step, "processes": self.world, "skipped_steps": self.skipped,
+                     "ema_updates": self.ema.updates if self.ema else 0}
+            (tmp / "state.json").write_text(json.dumps(state))
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            ckpt.publish(self.run_dir, step, self.o.keep_checkpoints)
+        acc.wait_for_everyone()
+
+    def _restore(self) -> None:
+        found = ckpt.checkpoint_dirs(self.run_dir)
+        if not found:
+            raise FmError(f"{self.run_dir}: no complete checkpoint to resume from (checkpoints/step_*)")
+        path = found[-1]
+        state = ckpt.read_state(path)
+        if state["processes"] != self.world:
+            raise FmError(f"{path} was written by {state['processes']} processes; resume it with the same "
+                          f"number (this launch has {self.world}) to continue exactly")
+        weights, _ = ckpt.load_tensors(path / rundir.MODEL)
+        self.net.load_state_dict(weights)
+        tensors, meta = ckpt.load_tensors(path / "optimizer.safetensors")
+        self.opt.load_state_dict(ckpt.optimizer_state(tensors, meta))
+        if self.ema is not None:
+            self.ema.load_state_dict(ckpt.load_tensors(path / rundir.EMA)[0], state["ema_updates"])
+        ckpt.restore_rng(ckpt.load_tensors(path / f"rng_{self.rank}.safetensors")[0])
+        self.step, self.skipped = state["step"], state["skipped_steps"]
+        self.acc.print(f"resuming from {path} (step {self.step})")
+
+    # -- pictures -------------------------------------------------------------------------------------
+    def _sampling_network(self) -> torch.nn.Module:
+        net = copy.deepcopy(self.net)
+        if self.ema is not None:
+            self.ema.copy_to(net)
+        return net.eval()
+
+    def write_preview(self, out: Path, n: int = PREVIEW_SAMPLES) -> None:
+        """Samples from the current (EMA) weights beside data, as ``out`` (main process only)."""
+        field = self.c.field(self._sampling_network())
+        samples = generate(field, self.c.sampler, n, self.info.shape, seed=self.o.seed, device=self.device).x
+        data = self.c.dataset.reference(n, seed=self.o.seed + 1).x
+        plotting.save_preview(samples, data, out, title=f"{self.recipe.source} step {self.step}")
+
+    # -- the loop -------------------------------------------------------------------------------------
+    def train(self) -> TrainResult:
+        o, acc, c = self.o, self.acc, self.c
+        main = acc.is_main_process
+        acc.print(f"network: {self.recipe.network.name}, {count_parameters(self.net):,} parameters; "
+                  f"{self.world} process(es) on {self.device}, micro-batch {self.micro}, "
+                  f"precision {acc.mixed_precision}")
+        if acc.mixed_precision == "bf16" and self.device.type == "cpu" and not cpu_has_native_bf16():
+            acc.print("note: this CPU has no native bf16 instructions; bf16 autocast is emulated and much slower "
+                      "than fp32 here")
+        if o.log_with != "none":
+            acc.init_trackers("fmcore", config={"recipe": self.recipe.to_toml()})
+        metrics_file = self.run_dir / rundir.METRICS
+        losses = torch.zeros(o.log_every * o.grad_accum, device=self.device)
+        k = 0
+        null_label = self.info.null_label
+        bar = tqdm(total=o.steps, initial=self.step, disable=not main, dynamic_ncols=True, mininterval=0.5)
+        t_last, step_last = time.perf_counter(), self.step
+        self.model.train()
+        while self.step < o.steps:
+            lr = o.lr * lr_factor(self.step, o)
+            for group in self.opt.param_groups:
+                group["lr"] = lr
+            log_now = (self.step + 1) % o.log_every == 0 or self.step + 1 == o.steps
+            grad_norm = None
+            for _ in range(o.grad_accum):
+                batch = c.dataset.sample(self.micro).to(self.device)
+                with acc.accumulate(self.model):
+                    loss = c.objective.loss(self.model, c.path, batch, null_label)
+                    acc.backward(loss)
+                    if acc.sync_gradients and (o.grad_clip > 0 or log_now):
+                        grad_norm = acc.clip_grad_norm_(self.model.parameters(), o.grad_clip or math.inf)
+                    self.opt.step()
+                    self.opt.zero_grad(set_to_none=True)
+                losses[k] = loss.detach()
+                k += 1
+            if acc.mixed_precision == "fp16" and self.opt.step_was_skipped:
+                self.skipped += 1
+            if self.ema is not None:
+                self.ema.update()
+            self.step += 1
+            bar.update(1)
+            if log_now:
+                now = time.perf_counter()
+                row = self._log(losses[:k], lr, grad_norm, (self.step - step_last) / (now - t_last))
+                k, t_last, step_last = 0, now, self.step
+                if main:
+                    bar.set_postfix(loss=f"{row['loss']:.4g}")
+                    with open(metrics_file, "a") as f:
+                        f.write(json.dumps(row) + "\n")
+                if o.log_with != "none":
+                    acc.log({key: v for key, v in row.items() if key != "step"}, step=self.step)
+            if self.step % (o.checkpoint_every or o.steps) == 0 or self.step == o.steps:
+                self._check_weights()
+                self._save_checkpoint()
+            if main and o.sample_every and self.step % o.sample_every == 0 and self.step < o.steps:
+                self.write_preview(self.run_dir / f"samples_step{self.step:08d}.png")
+        bar.close()
+        final = self._finish(metrics_file)
+        if o.log_with != "none":
+            acc.end_training()
+        return TrainResult(self.run_dir, self.step, final)
+
+    def _log(self, losses: torch.Tensor, lr: float, grad_norm, steps_per_s: float) -> dict:
+        """Check the interval's losses are finite, then reduce them over processes into one log row."""
+        finite = torch.isfinite(losses)
+        if not bool(finite.all()):
+            first_bad = int((~finite).nonzero()[0, 0]) // self.o.grad_accum
+            step = self.step - losses.shape[0] // self.o.grad_accum + first_bad + 1
+            self._diverged(f"the loss became non-finite at step {step}")
+        mean = self.acc.reduce(losses.mean(), reduction="mean")
+        row = {"step": self.step, "loss": float(mean), "lr": lr, "steps_per_s": steps_per_s,
+               "samples_per_s": steps_per_s * self.o.batch_size}
+        if grad_norm is not None:
+            row["grad_norm"] = float(grad_norm)
+        if self.acc.mixed_precision == "fp16":
+            row["skipped_steps"] = self.skipped
+        return row
+
+    def _check_weights(self) -> None:
+        if not all(bool(torch.isfinite(p).all()) for p in self.net.parameters()):
+            self._diverged(f"the weights became non-finite by step {self.step}")
+
+    def _diverged(self, what: str) -> None:
+        found = ckpt.checkpoint_dirs(self.run_dir)
+        kept = f"the last good checkpoint, {found[-1]}, is intact" if found else "no checkpoint had been written"
+        raise NonFiniteLossError(f"{what}; training stopped ({kept}). Lower [train] lr, set grad_clip, or "
+                                 "check the data for NaN/inf values")
+
+    def _finish(self, metrics_file: Path) -> float:
+        """Final weights, the loss-curve picture and samples beside data (main process)."""
+        if not self.acc.is_main_process:
+            return math.nan
+        ckpt.save_tensors(self.net.state_dict(), self.run_dir / rundir.MODEL)
+        if self.ema is not None:
+            ckpt.save_tensors(self.ema.state_dict(), self.run_dir / rundir.EMA)
+        last = math.nan
+        if metrics_file.is_file():
+            rows = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
+            last = rows[-1]["loss"] if rows else math.nan
+            plotting.loss_curve(metrics_file, self.run_dir / "loss.png")
+        self.write_preview(self.run_dir / "samples.png")
+        return last
+
+
+def check_run_dir(run_dir: Path, resume: bool) -> None:
+    """Refuse to train into an existing, non-empty run directory unless resuming it."""
+    if resume:
+        if not (run_dir / rundir.RECIPE).is_file():
+            raise FmError(f"cannot resume {str(run_dir)!r}: it is not an fmcore run directory (no {rundir.RECIPE})")
+        return
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise FmError(f"run directory {str(run_dir)!r} already exists and is not empty; resume it with "
+                      f"`fm train --resume {run_dir}` or choose another --run-dir")
+
+
+def train(recipe: Recipe, registry: Registry, run_dir: str | Path, resume: bool = False) -> TrainResult:
+    """Train ``recipe`` into ``run_dir`` (``resume``: continue from its newest complete checkpoint)."""
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir, resume)
+    trainer = Trainer(recipe, registry, run_dir, resume)
+    if trainer.acc.is_main_process and not resume:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        ckpt.write_text_atomic(run_dir / rundir.RECIPE, recipe.to_toml())
+    trainer.acc.wait_for_everyone()
+    return trainer.train()

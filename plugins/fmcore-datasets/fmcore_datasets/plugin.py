@@ -1,0 +1,15 @@
+"""Entry point of the fmcore-datasets package."""
+
+from fmcore import hookimpl
+from fmcore_datasets.file import FileDataset
+from fmcore_datasets.toy2d import Checkerboard, Circles, EightGaussians, Moons, Spirals
+
+
+@hookimpl
+def register_datasets(register):
+    register("moons", Moons)
+    register("8gaussians", EightGaussians)
+    register("checkerboard", Checkerboard)
+    register("circles", Circles)
+    register("spirals", Spirals)
+    register("file", FileDataset)

@@ -1,0 +1,1 @@
+"""fmcore's built-in networks."""

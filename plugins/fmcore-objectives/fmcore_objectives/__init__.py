@@ -1,0 +1,1 @@
+"""fmcore's built-in objectives: CFM (velocity), DSM (score) and DDPM (noise)."""

@@ -1,0 +1,29 @@
+"""The conditional optimal-transport (linear, rectified-flow) path."""
+
+from __future__ import annotations
+
+import attrs
+import torch
+from torch import Tensor
+
+from fmcore import GaussianPath
+from fmcore.options import help_field, in_range
+
+
+@attrs.define(kw_only=True)
+class CondOTOptions:
+    sigma_min: float = help_field(0.0, "noise std left at the data end (t = 1)",
+                                  validator=in_range(0.0, 1.0, hi_open=True))
+
+
+class CondOTPath(GaussianPath):
+    """Linear path: alpha_t = t, beta_t = 1 - (1 - sigma_min) t (Lipman et al. 2023)."""
+
+    Options = CondOTOptions
+
+    def __init__(self, options: CondOTOptions):
+        self.options = options
+
+    def coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        k = 1.0 - self.options.sigma_min
+        return t, 1.0 - k * t, torch.ones_like(t), torch.full_like(t, -k)

@@ -1,0 +1,43 @@
+"""The variance-exploding path (SMLD / NCSN), in fmcore's time (noise at t = 0)."""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+import torch
+from torch import Tensor
+
+from fmcore import GaussianPath
+from fmcore.options import OptionValueError, help_field, positive
+
+
+@attrs.define(kw_only=True)
+class VEOptions:
+    sigma_min: float = help_field(0.01, "noise std at the data end (t = 1)", validator=positive)
+    sigma_max: float = help_field(
+        10.0, "noise std at t = 0, about the largest distance between data points (50 for CIFAR-size images)",
+        validator=positive,
+    )
+
+    def __attrs_post_init__(self):
+        if self.sigma_max <= self.sigma_min:
+            raise OptionValueError("sigma_max", self.sigma_max, f"a number > sigma_min = {self.sigma_min}")
+
+
+class VEPath(GaussianPath):
+    """alpha_t = 1, beta_t = sigma_min (sigma_max / sigma_min)^(1 - t); prior N(0, sigma_max^2 I)."""
+
+    Options = VEOptions
+
+    def __init__(self, options: VEOptions):
+        self.options = options
+        self.log_ratio = math.log(options.sigma_max / options.sigma_min)
+
+    def coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        beta = self.options.sigma_min * torch.exp(self.log_ratio * (1.0 - t))
+        return torch.ones_like(t), beta, torch.zeros_like(t), -self.log_ratio * beta
+
+    @property
+    def prior_std(self) -> float:
+        return self.options.sigma_max

@@ -1,0 +1,42 @@
+"""The variance-preserving path (DDPM, Song et al.'s VP-SDE), in fmcore's time (noise at t = 0)."""
+
+from __future__ import annotations
+
+import attrs
+import torch
+from torch import Tensor
+
+from fmcore import GaussianPath
+from fmcore.options import OptionValueError, help_field, positive
+
+
+@attrs.define(kw_only=True)
+class VPOptions:
+    beta_min: float = help_field(0.1, "noise rate b(s) at diffusion time s = 0 (the data end)", validator=positive)
+    beta_max: float = help_field(20.0, "noise rate b(s) at diffusion time s = 1 (the noise end)", validator=positive)
+
+    def __attrs_post_init__(self):
+        if self.beta_max < self.beta_min:
+            raise OptionValueError("beta_max", self.beta_max, f"a number >= beta_min = {self.beta_min}")
+
+
+class VPPath(GaussianPath):
+    """alpha_t = exp(-T(1 - t) / 2), beta_t = sqrt(1 - alpha_t^2), T(s) = b_min s + (b_max - b_min) s^2 / 2.
+
+    With s = 1 - t the diffusion time, ``d alpha/dt = alpha b(s) / 2`` where b(s) = b_min + s (b_max - b_min),
+    and ``d beta/dt = -alpha d_alpha / beta`` (infinite at t = 1, where beta = 0).
+    """
+
+    Options = VPOptions
+
+    def __init__(self, options: VPOptions):
+        self.options = options
+
+    def coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        lo, hi = self.options.beta_min, self.options.beta_max
+        s = 1.0 - t
+        integral = lo * s + 0.5 * (hi - lo) * s**2
+        alpha = torch.exp(-0.5 * integral)
+        beta = torch.sqrt(-torch.expm1(-integral))
+        d_alpha = 0.5 * alpha * (lo + s * (hi - lo))
+        return alpha, beta, d_alpha, -alpha * d_alpha / beta

@@ -1,0 +1,17 @@
+"""Euler's method on the probability-flow ODE."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from fmcore import Field, Sampler, SamplerOptions
+from fmcore.noise import BatchNoise
+
+
+class Euler(Sampler):
+    """Euler ODE step: x_{n+1} = x_n + h u(x_n, t_n) (order 1, one evaluation per step)."""
+
+    Options = SamplerOptions
+
+    def step(self, field: Field, x: Tensor, t: Tensor, t_next: Tensor, noise: BatchNoise) -> Tensor:
+        return x + (t_next - t) * field.velocity(x, t)

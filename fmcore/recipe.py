@@ -17,10 +17,10 @@ import tomli_w
 
 from fmcore.errors import FmError, did_you_mean, listing
 from fmcore.options import OptionValueError
-from fmcore.registry import KINDS, Registry
+from fmcore.registry import KINDS, RECIPE_KINDS, Registry
 from fmcore.train_options import TrainOptions
 
-COMPONENT_TABLES = {table: kind for kind, (_base, table) in KINDS.items()}
+COMPONENT_TABLES = {table: kind for kind, (_base, table) in KINDS.items() if kind in RECIPE_KINDS}
 TABLES = (*COMPONENT_TABLES, "train")
 DEFAULT_NAMES = {"sampler": "euler"}
 
@@ -106,6 +106,8 @@ def _key_message(line: str, values: dict[str, Any]) -> str:
     """Turn cattrs' ``msg @ $.key[1]`` into ``key[1] = value: msg``."""
     msg, _, at = line.rpartition(" @ ")
     key = at.removeprefix("$.").removeprefix("$")
+    if not key:  # raised by the options class itself (a validator): the message names its key
+        return msg
     top = key.split("[")[0]
     shown = f" = {values[top]!r}" if top in values else ""
     return f"{key}{shown}: {msg}"

@@ -58,7 +58,10 @@ def make_accelerator(o: TrainOptions, run_dir: Path) -> Accelerator:
     if o.log_with != "none":
         kwargs.update(log_with=o.log_with, project_dir=str(run_dir / "logs"))
     try:
-        return Accelerator(mixed_precision=o.mixed_precision, gradient_accumulation_steps=o.grad_accum, **kwargs)
+        # cpu=True where there is no GPU: that is what makes accelerate read torchrun's environment on a CPU
+        # machine and start gloo (several processes), instead of running each process alone.
+        return Accelerator(mixed_precision=o.mixed_precision, gradient_accumulation_steps=o.grad_accum,
+                           cpu=not torch.cuda.is_available(), **kwargs)
     except ValueError as exc:
         raise FmError(f"accelerate refused the training setup: {exc}") from None
 
@@ -76,6 +79,7 @@ class TrainResult:
     run_dir: Path
     steps: int
     final_loss: float
+    main_process: bool = True
 
 
 class Trainer:
@@ -101,6 +105,8 @@ class Trainer:
         self.ema = EMA(self.net, self.o.ema, self.o.ema_warmup) if self.o.ema > 0 else None
         self.step = 0
         self.skipped = 0
+        self._losses = torch.zeros(self.o.log_every * self.o.grad_accum, device=self.device)  # this log interval
+        self._k = 0
         if resume:
             self._restore()
 
@@ -162,7 +168,7 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------------------
     def train(self) -> TrainResult:
-        o, acc, c = self.o, self.acc, self.c
+        o, acc = self.o, self.acc
         main = acc.is_main_process
         acc.print(f"network: {self.recipe.network.name}, {count_parameters(self.net):,} parameters; "
                   f"{self.world} process(es) on {self.device}, micro-batch {self.micro}, "
@@ -173,39 +179,17 @@ class Trainer:
         if o.log_with != "none":
             acc.init_trackers("fmcore", config={"recipe": self.recipe.to_toml()})
         metrics_file = self.run_dir / rundir.METRICS
-        losses = torch.zeros(o.log_every * o.grad_accum, device=self.device)
-        k = 0
-        null_label = self.info.null_label
         bar = tqdm(total=o.steps, initial=self.step, disable=not main, dynamic_ncols=True, mininterval=0.5)
         t_last, step_last = time.perf_counter(), self.step
         self.model.train()
         while self.step < o.steps:
-            lr = o.lr * lr_factor(self.step, o)
-            for group in self.opt.param_groups:
-                group["lr"] = lr
             log_now = (self.step + 1) % o.log_every == 0 or self.step + 1 == o.steps
-            grad_norm = None
-            for _ in range(o.grad_accum):
-                batch = c.dataset.sample(self.micro).to(self.device)
-                with acc.accumulate(self.model):
-                    loss = c.objective.loss(self.model, c.path, batch, null_label)
-                    acc.backward(loss)
-                    if acc.sync_gradients and (o.grad_clip > 0 or log_now):
-                        grad_norm = acc.clip_grad_norm_(self.model.parameters(), o.grad_clip or math.inf)
-                    self.opt.step()
-                    self.opt.zero_grad(set_to_none=True)
-                losses[k] = loss.detach()
-                k += 1
-            if acc.mixed_precision == "fp16" and self.opt.step_was_skipped:
-                self.skipped += 1
-            if self.ema is not None:
-                self.ema.update()
-            self.step += 1
+            lr, grad_norm = self.train_step(log_now)
             bar.update(1)
             if log_now:
                 now = time.perf_counter()
-                row = self._log(losses[:k], lr, grad_norm, (self.step - step_last) / (now - t_last))
-                k, t_last, step_last = 0, now, self.step
+                row = self._log(self._losses[: self._k], lr, grad_norm, (self.step - step_last) / (now - t_last))
+                self._k, t_last, step_last = 0, now, self.step
                 if main:
                     bar.set_postfix(loss=f"{row['loss']:.4g}")
                     with open(metrics_file, "a") as f:
@@ -221,7 +205,36 @@ class Trainer:
         final = self._finish(metrics_file)
         if o.log_with != "none":
             acc.end_training()
-        return TrainResult(self.run_dir, self.step, final)
+        return TrainResult(self.run_dir, self.step, final, acc.is_main_process)
+
+    def train_step(self, log_now: bool = False):
+        """One optimiser step: ``grad_accum`` micro-batches, clipping, the update, EMA. No host sync.
+
+        Returns the learning rate used and the gradient norm (a device tensor, computed only when clipping
+        or when ``log_now``).
+        """
+        o, acc, c = self.o, self.acc, self.c
+        lr = o.lr * lr_factor(self.step, o)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        grad_norm = None
+        for _ in range(o.grad_accum):
+            batch = c.dataset.sample(self.micro).to(self.device)
+            with acc.accumulate(self.model):
+                loss = c.objective.loss(self.model, c.path, batch, self.info.null_label)
+                acc.backward(loss)
+                if acc.sync_gradients and (o.grad_clip > 0 or log_now):
+                    grad_norm = acc.clip_grad_norm_(self.model.parameters(), o.grad_clip or math.inf)
+                self.opt.step()
+                self.opt.zero_grad(set_to_none=True)
+            self._losses[self._k % self._losses.shape[0]] = loss.detach()
+            self._k += 1
+        if acc.mixed_precision == "fp16" and self.opt.step_was_skipped:
+            self.skipped += 1
+        if self.ema is not None:
+            self.ema.update()
+        self.step += 1
+        return lr, grad_norm
 
     def _log(self, losses: torch.Tensor, lr: float, grad_norm, steps_per_s: float) -> dict:
         """Check the interval's losses are finite, then reduce them over processes into one log row."""

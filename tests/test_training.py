@@ -1,0 +1,174 @@
+"""The training loop: exact resume after SIGKILL, the non-finite guard, schedules, EMA, precision."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from fmcore import checkpoint as ckpt
+from fmcore.ema import EMA
+from fmcore.recipe import load_recipe
+from fmcore.train_options import TrainOptions
+from fmcore.training import lr_factor, train
+from tests.conftest import MOONS
+
+FM = [sys.executable, "-m", "fmcore"]
+
+
+def _recipe_text(**train: object) -> str:
+    lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in train.items())
+    return MOONS.replace("[train]\nsteps = 20\nbatch_size = 64\nlog_every = 10\n", f"[train]\n{lines}\n")
+
+
+def _wait_for_checkpoint(run: Path, newer_than: int, proc: subprocess.Popen, timeout: float = 120) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = ckpt.checkpoint_dirs(run)
+        if found and int(found[-1].name[len(ckpt.PREFIX):]) > newer_than:
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.02)
+    raise TimeoutError("no checkpoint appeared")
+
+
+def test_sigkill_twice_then_resume_is_bitwise_identical(tmp_path, write_recipe):
+    recipe = write_recipe(_recipe_text(steps=300, batch_size=64, lr=2e-3, warmup=20, schedule="cosine",
+                                       ema=0.99, checkpoint_every=20, keep_checkpoints=2, log_every=20, seed=3))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ref = tmp_path / "ref"
+    subprocess.run([*FM, "train", recipe, "--run-dir", ref], check=True, capture_output=True, env=env)
+
+    run = tmp_path / "run"
+    rng = random.Random(1234)
+    args = [*FM, "train", recipe, "--run-dir", run]
+    kills, last = 0, 0
+    while True:
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        if kills < 2 and _wait_for_checkpoint(run, last, proc):
+            time.sleep(rng.uniform(0.0, 0.4))  # a random point between checkpoints
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+            proc.wait()
+            last = int(ckpt.checkpoint_dirs(run)[-1].name[len(ckpt.PREFIX):])
+            args = [*FM, "train", "--resume", run]
+            continue
+        assert proc.wait() == 0
+        break
+    assert kills == 2
+    for name in ("model.safetensors", "ema.safetensors"):
+        assert (run / name).read_bytes() == (ref / name).read_bytes(), name
+    assert len(ckpt.checkpoint_dirs(run)) == 2  # keep_checkpoints
+
+
+def test_nonfinite_loss_stops_naming_the_step_and_keeps_last_checkpoint(tmp_path, write_recipe, fm):
+    """One row of the data is inf: the first batch that draws it makes the loss non-finite."""
+    import numpy as np
+
+    data = np.random.default_rng(0).normal(size=(3000, 2)).astype(np.float32)
+    data[1234] = np.inf
+    np.save(tmp_path / "data.npy", data)
+    text = _recipe_text(steps=400, batch_size=64, checkpoint_every=5, log_every=5)
+    recipe = write_recipe(text.replace('name = "moons"', 'name = "file"\npath = "data.npy"'))
+    code, _, err = fm("train", recipe, "--run-dir", tmp_path / "run")
+    assert code == 2 and "Traceback" not in err
+    assert "the loss became non-finite at step" in err
+    step = int(err.split("non-finite at step ")[1].split(";")[0])
+    last = ckpt.checkpoint_dirs(tmp_path / "run")[-1]
+    assert f"the last good checkpoint, {last}, is intact" in err
+    assert int(last.name[len(ckpt.PREFIX):]) < step
+    weights, _ = ckpt.load_tensors(last / "model.safetensors")
+    assert all(torch.isfinite(w).all() for w in weights.values())
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_lr_schedule_warmup_then_cosine_and_linear():
+    o = TrainOptions(steps=110, warmup=10, schedule="cosine")
+    assert [lr_factor(s, o) for s in (0, 4, 9)] == [0.1, 0.5, 1.0]
+    assert lr_factor(10, o) == 1.0 and lr_factor(60, o) == pytest.approx(0.5) and lr_factor(110, o) == 0.0
+    lin = TrainOptions(steps=110, warmup=10, schedule="linear")
+    assert lr_factor(60, lin) == pytest.approx(0.5)
+    assert lr_factor(100, TrainOptions(steps=110)) == 1.0
+
+
+def test_ema_follows_its_formula_with_warmup():
+    net = torch.nn.Linear(3, 2)
+    ema = EMA(net, decay=0.99, warmup=True)
+    start = [p.detach().clone() for p in net.parameters()]
+    expected = [s.clone() for s in start]
+    for n in range(30):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(0.1)
+        d = min(0.99, (1 + n) / (10 + n))
+        expected = [d * e + (1 - d) * p.detach() for e, p in zip(expected, net.parameters(), strict=True)]
+        ema.update()
+    for e, s in zip(expected, ema.shadow, strict=True):
+        torch.testing.assert_close(s, e)
+
+
+def test_optimizer_state_roundtrips_through_safetensors(tmp_path):
+    net = torch.nn.Linear(4, 4)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=0.1)
+    net(torch.randn(2, 4)).sum().backward()
+    opt.step()
+    tensors, meta = ckpt.optimizer_tensors(opt.state_dict())
+    ckpt.save_tensors(tensors, tmp_path / "opt.safetensors", meta)
+    loaded, meta2 = ckpt.load_tensors(tmp_path / "opt.safetensors")
+    state = ckpt.optimizer_state(loaded, meta2)
+    ref = opt.state_dict()
+    assert state["param_groups"] == json.loads(json.dumps(ref["param_groups"]))
+    for idx, entry in ref["state"].items():
+        for key, value in entry.items():
+            torch.testing.assert_close(state["state"][idx][key], value)
+
+
+def test_training_writes_the_run_directory(tmp_path, write_recipe, registry):
+    recipe = load_recipe(write_recipe(_recipe_text(steps=30, batch_size=64, log_every=10, ema=0.9)), registry)
+    result = train(recipe, registry, tmp_path / "run")
+    run = result.run_dir
+    for name in ("recipe.toml", "model.safetensors", "ema.safetensors", "metrics.jsonl", "samples.png", "loss.png"):
+        assert (run / name).is_file(), name
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [10, 20, 30]
+    assert {"loss", "lr", "grad_norm", "steps_per_s", "samples_per_s"} <= set(rows[0])
+    assert load_recipe(run / "recipe.toml", registry) == recipe.__class__(**{
+        **{f: getattr(recipe, f) for f in ("data", "path", "objective", "network", "sampler", "train")},
+        "source": str(run / "recipe.toml")})
+
+
+def test_fp16_without_cuda_is_refused_clearly(tmp_path, write_recipe, fm):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: fp16 is allowed")
+    code, _, err = fm("train", write_recipe(_recipe_text(steps=5, mixed_precision="fp16")), "--run-dir",
+                      tmp_path / "run")
+    assert code == 2 and "mixed_precision = 'fp16' needs a CUDA GPU" in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 mixed precision needs CUDA")
+def test_fp16_trains_on_cuda_and_counts_skipped_steps(tmp_path, write_recipe):
+    recipe = write_recipe(_recipe_text(steps=50, batch_size=64, log_every=10, mixed_precision="fp16"))
+    subprocess.run([*FM, "train", recipe, "--run-dir", tmp_path / "run"], check=True)
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all("skipped_steps" in r for r in rows) and all(torch.isfinite(torch.tensor(r["loss"])) for r in rows)
+
+
+def test_bf16_trains_on_cpu_in_its_own_process(tmp_path, write_recipe):
+    """bf16 autocast runs on the CPU (in a subprocess: accelerate's state is per process)."""
+    recipe = write_recipe(_recipe_text(steps=20, batch_size=64, log_every=10, mixed_precision="bf16"))
+    proc = subprocess.run([*FM, "train", recipe, "--run-dir", tmp_path / "run"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "precision bf16" in proc.stdout
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["loss"] < rows[0]["loss"]

@@ -67,9 +67,11 @@ class Objective(abc.ABC):
             return [f"it predicts the {self.prediction.value}, which needs a Gaussian path"]
         if self.options.target == "stable" and not isinstance(path, GaussianPath):
             return ["target = 'stable' needs a Gaussian path"]
-        if self.options.t_eps == 0.0:
-            return [f"{r}; set t_eps > 0 (e.g. 1e-3)" for r in singular_ends(path, self.prediction)]
-        return []
+        reasons = singular_ends(path, self.prediction) if self.options.t_eps == 0.0 else []
+        if reasons:
+            reasons.append("set [objective] t_eps > 0 (e.g. 1e-3) so that training and sampling stay t_eps away "
+                           "from those ends")
+        return reasons
 
     def drop_labels(self, labels: Tensor | None, null_label: int) -> Tensor | None:
         """Replace each label by ``null_label`` with probability ``cond_dropout``."""

@@ -22,12 +22,16 @@ class CFM(RegressionObjective):
 
 @attrs.define(kw_only=True)
 class ScoreOptions(ObjectiveOptions):
+    """Options of the score and noise objectives: like every objective's, with t_eps = 1e-3 by default."""
+
     t_eps: float = help_field(1e-3, "keep training times in [t_eps, 1 - t_eps] at ends where the target is "
                               "singular", validator=in_range(0.0, 0.5, hi_open=True))
 
 
 @attrs.define(kw_only=True)
 class DSMOptions(ScoreOptions):
+    """DSM's options: also the weighting lambda(t) of the squared score error."""
+
     weighting: str = help_field("beta2", "lambda(t): 'beta2' (= beta_t^2, stable) or 'none' (= 1)",
                                 validator=one_of(("beta2", "none")))
 

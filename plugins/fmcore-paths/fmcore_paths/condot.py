@@ -12,6 +12,8 @@ from fmcore.options import help_field, in_range
 
 @attrs.define(kw_only=True)
 class CondOTOptions:
+    """Options of the CondOT path."""
+
     sigma_min: float = help_field(0.0, "noise std left at the data end (t = 1)",
                                   validator=in_range(0.0, 1.0, hi_open=True))
 

@@ -14,6 +14,8 @@ from fmcore.options import OptionValueError, help_field, positive
 
 @attrs.define(kw_only=True)
 class VEOptions:
+    """Options of the VE path: noise levels from sigma_max (t = 0) down to sigma_min (t = 1)."""
+
     sigma_min: float = help_field(0.01, "noise std at the data end (t = 1)", validator=positive)
     sigma_max: float = help_field(
         10.0, "noise std at t = 0, about the largest distance between data points (50 for CIFAR-size images)",

@@ -12,6 +12,8 @@ from fmcore.options import OptionValueError, help_field, positive
 
 @attrs.define(kw_only=True)
 class VPOptions:
+    """Options of the VP path: the linear noise rate b(s) = beta_min + s (beta_max - beta_min), s = 1 - t."""
+
     beta_min: float = help_field(0.1, "noise rate b(s) at diffusion time s = 0 (the data end)", validator=positive)
     beta_max: float = help_field(20.0, "noise rate b(s) at diffusion time s = 1 (the noise end)", validator=positive)
 

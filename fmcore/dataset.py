@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import abc
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import attrs
 import torch
 from torch import Tensor
 
 from fmcore.network import DataInfo
+
+if TYPE_CHECKING:
+    from fmcore.oracle import GaussianMixture
 
 
 @attrs.frozen
@@ -42,6 +45,11 @@ class Dataset(abc.ABC):
         """``n`` samples for evaluation, independent of training draws (held-out data where it exists)."""
         g = torch.Generator().manual_seed(seed)
         return self.sample(n, g)
+
+    def mixture(self) -> GaussianMixture | None:
+        """The exact data distribution as a Gaussian mixture, where it is one (the ``oracle`` network uses it);
+        None otherwise."""
+        return None
 
 
 class ArrayDataset(Dataset):

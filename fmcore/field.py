@@ -108,11 +108,13 @@ class Field:
         return self.predict(x, t, Prediction.SCORE)
 
     def velocity_and_score(self, x: Tensor, t: Tensor | float) -> tuple[Tensor, Tensor]:
-        """Both, from one network evaluation."""
+        """Both, from one network evaluation (each exactly as :meth:`velocity` and :meth:`score` compute it)."""
         pred, t = self.raw(x, t)
         s = self.path.schedule(t, x)
         z, eps = to_data_noise(pred, self.prediction, x, s)
-        return s.d_alpha * z + s.d_beta * eps, -eps / s.beta
+        velocity = pred if self.prediction is Prediction.VELOCITY else s.d_alpha * z + s.d_beta * eps
+        score = pred if self.prediction is Prediction.SCORE else convert(pred, self.prediction, Prediction.SCORE, x, s)
+        return velocity, score
 
     def with_condition(self, cond: Tensor | None, null_cond: Tensor | None, guidance: float) -> Field:
         """The same field restricted to a batch's conditions (labels) and a guidance scale."""

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from fmcore.field import Field
 from fmcore.noise import BatchNoise
-from fmcore.options import help_field, one_of, positive
+from fmcore.options import help_field, non_negative, one_of, positive
 
 GRIDS = ("uniform", "data")
 
@@ -31,6 +31,9 @@ class SamplerOptions:
         validator=one_of(GRIDS),
     )
     rho: float = help_field(2.0, "exponent of the 'data' grid", validator=positive)
+    guidance: float = help_field(
+        1.0, "classifier-free guidance w for class-conditional models: uncond + w (cond - uncond); "
+        "1 = plain conditional, 0 = unconditional", validator=non_negative)
 
 
 @attrs.frozen
@@ -43,7 +46,8 @@ class SampleResult:
 
 
 def time_grid(steps: int, kind: str, t_range: tuple[float, float], rho: float = 2.0, device=None) -> Tensor:
-    """``steps + 1`` increasing times from ``t_lo`` to ``t_hi`` (float32 on ``device``).
+    """``steps + 1`` increasing times from ``t_lo`` to ``t_hi`` (float64 on ``device``; samplers cast them to
+    the samples' dtype).
 
     'uniform' spaces them evenly; 'data' uses ``t = 1 - (1 - u)^rho`` on a uniform ``u``, so steps shrink
     towards the data end, where Gaussian-mixture fields are stiff.
@@ -54,7 +58,7 @@ def time_grid(steps: int, kind: str, t_range: tuple[float, float], rho: float = 
     elif kind != "uniform":
         raise ValueError(f"unknown time grid {kind!r}; expected one of {GRIDS}")
     lo, hi = t_range
-    return (lo + (hi - lo) * u).to(device=device, dtype=torch.float32)
+    return (lo + (hi - lo) * u).to(device=device)
 
 
 class Sampler(abc.ABC):
@@ -70,18 +74,32 @@ class Sampler(abc.ABC):
     def step(self, field: Field, x: Tensor, t: Tensor, t_next: Tensor, noise: BatchNoise) -> Tensor:
         """Advance ``x`` from time ``t`` to ``t_next`` (0-d tensors); draw randomness only from ``noise``."""
 
+    def last_step(self, field: Field, x: Tensor, t: Tensor, t_next: Tensor, noise: BatchNoise) -> Tensor:
+        """The final step, onto the grid's end (where a field may be singular); :meth:`step` by default."""
+        return self.step(field, x, t, t_next, noise)
+
+    def nfe(self, steps: int) -> int:
+        """Network evaluations per sample for a run of ``steps`` grid steps."""
+        return self.evals_per_step * steps
+
+    def time_range(self, field: Field) -> tuple[float, float]:
+        """The interval the grid spans: the field's time range (samplers needing a score may shrink it)."""
+        return field.time_range
+
     def grid(self, field: Field, device) -> Tensor:
-        """The time grid over the field's time range."""
+        """The time grid over :meth:`time_range`."""
         o = self.options
-        return time_grid(o.steps, o.grid, field.time_range, o.rho, device)
+        return time_grid(o.steps, o.grid, self.time_range(field), o.rho, device)
 
     def run(self, field: Field, x: Tensor, noise: BatchNoise, trajectory: bool = False) -> SampleResult:
         """Integrate from ``x`` (a draw from the prior) over the grid."""
         grid = self.grid(field, x.device).to(x.dtype)
+        steps = grid.shape[0] - 1
         path = [x] if trajectory else None
-        for i in range(grid.shape[0] - 1):
-            x = self.step(field, x, grid[i], grid[i + 1], noise)
+        for i in range(steps):
+            advance = self.last_step if i == steps - 1 else self.step
+            x = advance(field, x, grid[i], grid[i + 1], noise)
             if path is not None:
                 path.append(x)
         traj = torch.stack(path) if path is not None else None
-        return SampleResult(x, traj, self.evals_per_step * (grid.shape[0] - 1))
+        return SampleResult(x, traj, self.nfe(steps))

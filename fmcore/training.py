@@ -98,6 +98,10 @@ class Trainer:
         self.c: Components = build(recipe, registry)
         self.info = self.c.dataset.info
         set_seed(self.o.seed, device_specific=True)  # then a distinct data stream per process
+        if count_parameters(self.c.network) == 0:
+            raise FmError(f"[network] {recipe.network.name} has no trainable parameters, so there is nothing to "
+                          "train; sample from it directly (for the oracle: python -m fmcore.oracle RECIPE RUN_DIR, "
+                          "then fm sample RUN_DIR)")
         self.device = self.acc.device
         model = self.c.network.to(self.device)
         self.model, self.opt = self.acc.prepare(model, make_optimizer(model, self.o))

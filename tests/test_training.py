@@ -172,3 +172,10 @@ def test_bf16_trains_on_cpu_in_its_own_process(tmp_path, write_recipe):
     assert "precision bf16" in proc.stdout
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["loss"] < rows[0]["loss"]
+
+
+def test_network_without_parameters_is_refused(tmp_path, write_recipe, fm):
+    text = MOONS.replace('name = "moons"', 'name = "8gaussians"').replace('name = "mlp"\nhidden = [32, 32]',
+                                                                        'name = "oracle"')
+    code, _, err = fm("train", write_recipe(text), "--run-dir", tmp_path / "run")
+    assert code == 2 and "[network] oracle has no trainable parameters" in err and "fmcore.oracle" in err

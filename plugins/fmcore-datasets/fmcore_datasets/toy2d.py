@@ -74,6 +74,13 @@ class EightGaussians(Toy2D):
         centres = 5.0 * torch.stack([angle.cos(), angle.sin()], dim=1)
         return centres + math.sqrt(0.1) * torch.randn(n, 2, generator=generator)
 
+    def mixture(self):
+        """The exact law: 8 equally weighted N(5 (cos 2 pi k/8, sin 2 pi k/8), 0.1 I)."""
+        from fmcore.oracle import GaussianMixture
+
+        angle = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
+        return GaussianMixture.isotropic(5.0 * torch.stack([angle.cos(), angle.sin()], dim=1), math.sqrt(0.1))
+
 
 class Checkerboard(Toy2D):
     """Uniform on the black squares of a 4 x 4 checkerboard covering [-4, 4]^2 (FFJORD)."""

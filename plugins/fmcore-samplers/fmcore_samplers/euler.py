@@ -6,6 +6,7 @@ from torch import Tensor
 
 from fmcore import Field, Sampler, SamplerOptions
 from fmcore.noise import BatchNoise
+from fmcore.sde import euler_step
 
 
 class Euler(Sampler):
@@ -14,4 +15,4 @@ class Euler(Sampler):
     Options = SamplerOptions
 
     def step(self, field: Field, x: Tensor, t: Tensor, t_next: Tensor, noise: BatchNoise) -> Tensor:
-        return x + (t_next - t) * field.velocity(x, t)
+        return euler_step(field, x, t, t_next)

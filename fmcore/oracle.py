@@ -1,0 +1,207 @@
+"""Oracle fields: the exact marginal velocity, score, noise and data predictions of a Gaussian mixture.
+
+For ``p_data = sum_k pi_k N(m_k, s_k^2 I)`` (an empirical distribution is the case ``s_k = 0``) and a
+Gaussian path ``x = alpha_t z + beta_t eps``, component k stays Gaussian along the path:
+``N(alpha_t m_k, v_k I)`` with ``v_k = alpha_t^2 s_k^2 + beta_t^2`` (DESIGN section 5). With posterior weights
+``w_k(x) ∝ pi_k N(x; alpha m_k, v_k I)`` (a log-sum-exp softmax) and ``r_k = (x - alpha m_k) / v_k``:
+
+    score           = -sum_k w_k r_k
+    noise  E[eps|x] =  beta sum_k w_k r_k
+    data   E[z|x]   =  sum_k w_k (m_k + alpha s_k^2 r_k)
+    velocity        =  d_alpha E[z|x] + d_beta E[eps|x]
+
+An :class:`Oracle` is called like a network, ``oracle(x, t, cond=None)``, so it can be wrapped in
+:class:`fmcore.Field` with any parameterization (:func:`oracle_field`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+import torch
+from torch import Tensor
+
+from fmcore.errors import FmError
+from fmcore.field import Field, safe_time_range
+from fmcore.path import GaussianPath, ProbabilityPath
+from fmcore.prediction import Prediction
+
+
+@attrs.frozen
+class GaussianMixture:
+    """``sum_k weights_k N(means_k, stds_k^2 I)``: means [K, *shape], stds [K] (>= 0), weights [K] (sum 1)."""
+
+    means: Tensor
+    stds: Tensor
+    weights: Tensor
+
+    def __attrs_post_init__(self):
+        k = self.means.shape[0]
+        if self.stds.shape != (k,) or self.weights.shape != (k,):
+            raise ValueError(f"mixture of {k} components needs stds and weights of shape [{k}], got "
+                             f"{tuple(self.stds.shape)} and {tuple(self.weights.shape)}")
+        if bool((self.stds < 0).any()) or bool((self.weights < 0).any()):
+            raise ValueError("mixture stds and weights must be >= 0")
+
+    @classmethod
+    def isotropic(cls, means: Tensor, std: float | Tensor, weights: Tensor | None = None) -> GaussianMixture:
+        """Components ``N(m_k, std^2 I)`` with the given (normalised) or equal weights."""
+        means = torch.as_tensor(means, dtype=torch.float64)
+        k = means.shape[0]
+        stds = torch.as_tensor(std, dtype=torch.float64).expand(k).clone()
+        w = torch.full((k,), 1.0 / k, dtype=torch.float64) if weights is None else \
+            torch.as_tensor(weights, dtype=torch.float64)
+        return cls(means, stds, w / w.sum())
+
+    @classmethod
+    def empirical(cls, points: Tensor) -> GaussianMixture:
+        """The empirical distribution of ``points`` [K, *shape] (point masses, equal weights)."""
+        points = torch.as_tensor(points, dtype=torch.float64)
+        k = points.shape[0]
+        return cls(points, torch.zeros(k, dtype=torch.float64), torch.full((k,), 1.0 / k, dtype=torch.float64))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.means.shape[1:])
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` exact draws (float64, CPU)."""
+        k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        eps = torch.randn((n, *self.shape), generator=generator, dtype=torch.float64)
+        return self.means[k] + self.stds[k].reshape(n, *([1] * len(self.shape))) * eps
+
+    def at(self, path: GaussianPath, t: float) -> GaussianMixture:
+        """The path's marginal at time ``t``: components ``N(alpha m_k, (alpha^2 s_k^2 + beta^2) I)``."""
+        s = path.endpoint(t)
+        stds = torch.sqrt(s.alpha**2 * self.stds**2 + s.beta**2)
+        return GaussianMixture(s.alpha * self.means, stds, self.weights)
+
+
+class Oracle:
+    """The exact marginal ``prediction`` (velocity, score, noise or data) of ``mixture`` on ``path``.
+
+    Called like a network: ``oracle(x, t, cond=None)`` with ``x`` [N, *shape] and ``t`` [N]; ``cond`` is ignored.
+    Computed in ``x``'s dtype (use float64 for convergence studies).
+    """
+
+    def __init__(self, mixture: GaussianMixture, path: GaussianPath, prediction: Prediction = Prediction.VELOCITY):
+        if not isinstance(path, GaussianPath):
+            raise FmError(f"an oracle field needs a Gaussian path, got {type(path).__name__}")
+        self.mixture, self.path, self.prediction = mixture, path, prediction
+        self._cache: dict[tuple, tuple[Tensor, Tensor, Tensor]] = {}
+
+    def _params(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        key = (x.device, x.dtype)
+        if key not in self._cache:
+            m = self.mixture
+            self._cache[key] = (m.means.flatten(1).to(x), m.stds.to(x) ** 2, m.weights.to(x).log())
+        return self._cache[key]
+
+    def __call__(self, x: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
+        means, var0, log_pi = self._params(x)
+        s = self.path.schedule(t, x)
+        xf = x.flatten(1)
+        n, d = xf.shape
+        alpha, beta = s.alpha.reshape(n, 1), s.beta.reshape(n, 1)
+        var = alpha**2 * var0[None] + beta**2  # [N, K]
+        if n * means.shape[0] * d <= 2**24:  # direct differences: exact even when var is tiny
+            sq = ((xf[:, None, :] - alpha[:, :, None] * means[None]) ** 2).sum(-1)
+        else:
+            sq = ((xf**2).sum(1, keepdim=True) - 2 * alpha * (xf @ means.T)
+                  + alpha**2 * (means**2).sum(1)[None]).clamp_min(0)
+        w = torch.softmax(log_pi[None] - 0.5 * d * var.log() - 0.5 * sq / var, dim=1)
+        c = w / var
+        r = c.sum(1, keepdim=True) * xf - alpha * (c @ means)  # sum_k w_k (x - alpha m_k) / v_k
+        kind = self.prediction
+        if kind is Prediction.SCORE:
+            out = -r
+        elif kind is Prediction.NOISE:
+            out = beta * r
+        else:
+            cs = c * var0[None]
+            z = w @ means + alpha * (cs.sum(1, keepdim=True) * xf - alpha * (cs @ means))
+            if kind is Prediction.DATA:
+                out = z
+            else:
+                out = s.d_alpha.reshape(n, 1) * z + (s.d_beta.reshape(n, 1) * beta) * r
+        return out.view_as(x)
+
+
+def oracle_time_range(mixture: GaussianMixture, path: ProbabilityPath, prediction: Prediction,
+                      t_eps: float) -> tuple[float, float]:
+    """:func:`fmcore.field.safe_time_range`, also shrunk at t = 1 when the mixture has point masses and
+    ``beta_1 = 0`` (the marginal is then a sum of deltas at t = 1: velocity and score are singular)."""
+    lo, hi = safe_time_range(path, prediction, t_eps)
+    if bool((mixture.stds == 0).any()) and float(path.endpoint(1.0).beta) == 0.0:
+        hi = min(hi, 1.0 - t_eps)
+    return lo, hi
+
+
+def oracle_field(mixture: GaussianMixture, path: GaussianPath, prediction: Prediction = Prediction.VELOCITY,
+                 t_eps: float = 1e-3) -> Field:
+    """A :class:`Field` reading the oracle's ``prediction`` (any kind), on the time range where it is finite."""
+    return Field(Oracle(mixture, path, prediction), path, prediction,
+                 oracle_time_range(mixture, path, prediction, t_eps))
+
+
+def bind_network(components) -> None:
+    """Give a network that needs the recipe's data and path (the ``oracle`` network) what it needs.
+
+    Networks opt in with ``bind(dataset, path, prediction)``; trained networks have no such method.
+    ``fm sample`` and ``fm eval`` call this after loading a run.
+    """
+    bind = getattr(components.network, "bind", None)
+    if callable(bind):
+        bind(components.dataset, components.path, components.objective.prediction)
+
+
+def write_oracle_run(recipe_file: str | Path, run_dir: str | Path, overrides: list[str] = ()) -> Path:
+    """Make a run directory for a recipe whose ``[network]`` is ``oracle`` (nothing to train).
+
+    Writes the resolved ``recipe.toml`` and an empty ``model.safetensors``, so that ``fm sample`` and
+    ``fm eval`` work on it like on a trained run. Command line equivalent:
+    ``python -m fmcore.oracle RECIPE RUN_DIR [--set TABLE.KEY=VALUE ...]``.
+    """
+    from fmcore.build import build
+    from fmcore.checkpoint import save_tensors, write_text_atomic
+    from fmcore.plugins import default_host
+    from fmcore.recipe import load_recipe
+    from fmcore.rundir import MODEL, RECIPE
+
+    registry = default_host().registry()
+    recipe = load_recipe(recipe_file, registry, list(overrides))
+    components = build(recipe, registry)
+    if getattr(type(components.network), "trainable", True) or any(True for _ in components.network.parameters()):
+        raise FmError(f"{recipe_file}: [network] {recipe.network.name} is trainable; train it with `fm train` "
+                      "(write_oracle_run is for the parameter-free 'oracle' network)")
+    run_dir = Path(run_dir)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise FmError(f"run directory {str(run_dir)!r} already exists and is not empty")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / RECIPE, recipe.to_toml())
+    save_tensors({}, run_dir / MODEL, {"oracle": "true"})
+    return run_dir
+
+
+def _main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(prog="python -m fmcore.oracle",
+                                description="make a run directory for a recipe with network 'oracle'")
+    p.add_argument("recipe")
+    p.add_argument("run_dir")
+    p.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE")
+    args = p.parse_args(argv)
+    try:
+        out = write_oracle_run(args.recipe, args.run_dir, args.set)
+    except FmError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(f"oracle run directory: {out} (fm sample {out} --out samples.npy; fm eval {out})")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(_main())

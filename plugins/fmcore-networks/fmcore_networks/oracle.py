@@ -1,0 +1,56 @@
+"""The oracle network: the exact marginal field of the recipe's data set, with no trainable parameters."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import attrs
+import torch
+from torch import Tensor
+
+from fmcore import DataInfo, Dataset, FmError, Network, Prediction, ProbabilityPath
+from fmcore.dataset import ArrayDataset
+from fmcore.options import help_field, positive
+from fmcore.oracle import GaussianMixture, Oracle
+
+
+@attrs.define(kw_only=True)
+class OracleOptions:
+    max_points: int = help_field(
+        2000, "data sets without an exact mixture: use the empirical law of at most this many of their points",
+        validator=positive)
+    seed: int = help_field(0, "which points (a seeded subset or draw) make up the empirical law")
+
+
+class OracleNetwork(Network):
+    """Exact marginal prediction of the data set's law (its mixture(), else an empirical subset); not trainable."""
+
+    Options = OracleOptions
+    trainable: ClassVar[bool] = False
+
+    def __init__(self, options: OracleOptions, info: DataInfo):
+        super().__init__(options, info)
+        self.oracle: Oracle | None = None
+
+    def mixture_of(self, dataset: Dataset) -> GaussianMixture:
+        """``dataset.mixture()`` if it has one; else the empirical law of up to ``max_points`` of its points."""
+        exact = dataset.mixture()
+        if exact is not None:
+            return exact
+        g = torch.Generator().manual_seed(self.options.seed)
+        if isinstance(dataset, ArrayDataset):
+            data = dataset.data
+            if data.shape[0] > self.options.max_points:
+                data = data[torch.randperm(data.shape[0], generator=g)[: self.options.max_points]]
+            return GaussianMixture.empirical(data)
+        return GaussianMixture.empirical(dataset.sample(self.options.max_points, g).x)
+
+    def bind(self, dataset: Dataset, path: ProbabilityPath, prediction: Prediction) -> None:
+        """Read ``dataset`` as a mixture and predict its exact marginal ``prediction`` on ``path``."""
+        self.oracle = Oracle(self.mixture_of(dataset), path, prediction)
+
+    def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
+        if self.oracle is None:
+            raise FmError("the oracle network is not bound to a data set and path: call "
+                          "fmcore.oracle.bind_network(components) first (fm sample and fm eval do)")
+        return self.oracle(x, t)

@@ -17,7 +17,7 @@ import pluggy
 
 from fmcore import hookspecs
 from fmcore.errors import FmError, did_you_mean
-from fmcore.registry import Registry
+from fmcore.registry import Registry, check_component
 
 ENTRY_POINT_GROUP = "fmcore"
 STRICT_ENV = "FMCORE_STRICT_PLUGINS"
@@ -46,46 +46,82 @@ class PluginHost:
             self.load_entry_points()
 
     def load_entry_points(self) -> None:
-        """Import and register every entry point of the ``fmcore`` group, recording failures."""
+        """Import and register every entry point of the ``fmcore`` group, recording failures.
+
+        Plugins are named after their entry point; when two distributions use the same entry point name,
+        the second is named ``<distribution>:<entry point>`` (never skipped).
+        """
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             dist = ep.dist
             package = dist.metadata["Name"] if dist is not None else "<unknown>"
             version = dist.version if dist is not None else ""
-            if ep.name in self.records:
+            name = ep.name if ep.name not in self.records else f"{package}:{ep.name}"
+            if name in self.records:  # the same distribution seen twice on sys.path
                 continue
             try:
                 plugin = ep.load()
+            except KeyboardInterrupt:
+                raise
             except BaseException as exc:  # noqa: BLE001 - a plugin may fail in any way, even SystemExit
-                self.records[ep.name] = PluginRecord(ep.name, package, version, error=_describe(exc, "import failed"))
+                self.records[name] = PluginRecord(name, package, version,
+                                                  error=_describe(exc, f"import of {ep.value!r} failed"))
                 continue
-            self.register(plugin, ep.name, package, version)
+            self.register(plugin, name, package, version)
 
     def register(self, plugin: object, name: str | None = None, package: str = "<in-process>",
                  version: str = "") -> PluginRecord:
-        """Register a plugin object (module, class or instance with hook implementations) in-process."""
+        """Register a plugin object (module, class or instance with hook implementations) in-process.
+
+        A malformed plugin is not registered; its record says why (``record.error``).
+        """
         name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+        if name in self.records:
+            raise FmError(f"a plugin named {name!r} is already registered (by {self.records[name].package})")
         record = PluginRecord(name, package, version)
         self.records[name] = record
         self._registry = None
         try:
             self.pm.register(plugin, name=name)
         except pluggy.PluginValidationError as exc:
-            record.error = f"malformed hook implementation: {exc}"
+            record.error = "malformed hook implementation: " + " ".join(str(exc).split())
             return record
         except ValueError as exc:
-            record.error = str(exc)
+            record.error = " ".join(str(exc).split())
             return record
-        unknown = [
-            hook for hook, caller in vars(self.pm.hook).items()
-            if caller.spec is None and any(impl.plugin is plugin for impl in caller.get_hookimpls())
-        ]
-        if unknown:
+        problems = self._hook_problems(plugin)
+        if problems:
             self.pm.unregister(plugin)
-            record.error = "; ".join(
-                f"hook implementation {hook!r} matches no fmcore hook{did_you_mean(hook, hookspecs.HOOK_KINDS)}"
-                for hook in unknown
-            )
+            record.error = "; ".join(problems)
         return record
+
+    def _hook_problems(self, plugin: object) -> list[str]:
+        """Hook implementations pluggy accepts but fmcore cannot use: misnamed, unmarked, wrapping, or
+        taking no ``register`` argument; and a plugin with no hook implementation at all."""
+        problems, impls = [], []
+        for hook, caller in vars(self.pm.hook).items():
+            for impl in caller.get_hookimpls():
+                if impl.plugin is not plugin:
+                    continue
+                impls.append(impl)
+                if caller.spec is None:
+                    problems.append(f"hook implementation {hook!r} matches no fmcore hook"
+                                    f"{did_you_mean(hook, hookspecs.HOOK_KINDS)}; hooks: "
+                                    + ", ".join(hookspecs.HOOK_KINDS))
+                elif impl.hookwrapper or impl.wrapper:
+                    problems.append(f"hook implementation {hook!r} is a wrapper; fmcore hooks are plain functions")
+                elif tuple(impl.argnames) != ("register",):
+                    problems.append(f"hook implementation {hook}({', '.join(impl.argnames)}) must take exactly one "
+                                    "argument, `register`")
+        if not impls:
+            unmarked = sorted(attr for attr in dir(plugin) if attr in hookspecs.HOOK_KINDS
+                              and callable(getattr(plugin, attr, None)))
+            if unmarked:
+                problems.append(f"{', '.join(unmarked)} is not marked with @fmcore.hookimpl, so fmcore cannot "
+                                "call it")
+            else:
+                problems.append("it has no fmcore hook implementation (expected a function such as "
+                                "`@fmcore.hookimpl def register_paths(register): ...`)")
+        return problems
 
     def unregister(self, name: str) -> None:
         """Remove a plugin registered under ``name``."""
@@ -100,26 +136,46 @@ class PluginHost:
         return [r for r in self.records.values() if r.error]
 
     def registry(self) -> Registry:
-        """Call every plugin's hooks (each on its own, so one failure stays local) and collect components."""
+        """Call every plugin's hooks and collect components.
+
+        Each plugin is called on its own: what it registers is checked and kept aside, and added to the
+        registry only when all its hooks have returned, so a plugin whose hook raises halfway (or registers
+        something that is not a component) contributes nothing and is recorded as broken. Two plugins
+        registering the same name for the same kind are an error naming both packages.
+        """
         if self._registry is not None:
             return self._registry
         registry = Registry()
-        for hook, kind in hookspecs.HOOK_KINDS.items():
-            for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
-                record = self.records[impl.plugin_name]
+        for record in self.records.values():
+            record.components = []
+        for name, record in self.records.items():
+            plugin = self.pm.get_plugin(name)
+            if plugin is None or record.error:
+                continue
+            staged: list[tuple[str, str, type]] = []
+            for hook, kind in hookspecs.HOOK_KINDS.items():
+                impls = [i for i in getattr(self.pm.hook, hook).get_hookimpls() if i.plugin is plugin]
+
+                def register(cname: str, cls: type, _kind: str = kind, _rec: PluginRecord = record,
+                             _staged: list = staged) -> None:
+                    check_component(_kind, cname, cls, _rec.package)
+                    _staged.append((_kind, cname, cls))
+
+                for impl in impls:
+                    try:
+                        impl.function(register=register)
+                    except KeyboardInterrupt:
+                        raise
+                    except BaseException as exc:  # noqa: BLE001 - isolate a failing plugin from the others
+                        record.error = _describe(exc, f"hook {hook} raised")
+                        break
                 if record.error:
-                    continue
-
-                def register(name: str, cls: type, _kind=kind, _rec=record) -> None:
-                    registry.add(_kind, name, cls, _rec.package, _rec.version)
-                    _rec.components.append((_kind, name))
-
-                try:
-                    impl.function(register=register)
-                except FmError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - isolate a failing plugin from the others
-                    record.error = _describe(exc, f"hook {hook} raised")
+                    break
+            if record.error:
+                continue
+            for kind, cname, cls in staged:
+                registry.add(kind, cname, cls, record.package, record.version)
+                record.components.append((kind, cname))
         if os.environ.get(STRICT_ENV, "") not in ("", "0") and self.broken:
             raise FmError(f"{STRICT_ENV} is set and some plugins are broken: " + "; ".join(
                 f"{r.name} ({r.package}): {r.error}" for r in self.broken))
@@ -135,7 +191,8 @@ class PluginHost:
 
 
 def _describe(exc: BaseException, what: str) -> str:
-    return f"{what}: {type(exc).__name__}: {exc}"
+    """``what: ExceptionType: message`` on one line."""
+    return " ".join(f"{what}: {type(exc).__name__}: {exc}".split())
 
 
 _default_host: PluginHost | None = None

@@ -9,7 +9,7 @@ import attrs
 
 from fmcore.errors import FmError, did_you_mean
 from fmcore.recipe import converter
-from fmcore.registry import KINDS, Registry
+from fmcore.registry import KINDS, RECIPE_KINDS, Registry
 from fmcore.train_options import TrainOptions
 
 
@@ -56,7 +56,12 @@ def print_schema(registry: Registry, kind: str | None, name: str | None, as_json
         return
     for k, comps in data.items():
         for cname, info in comps.items():
-            header = "[train]" if k == "train" else f"[{KINDS[k][1]}] name = {cname!r}"
+            if k == "train":
+                header = "[train]"
+            elif k in RECIPE_KINDS:
+                header = f"[{KINDS[k][1]}] name = {cname!r}"
+            else:  # chosen outside recipes, e.g. `fm eval --features NAME`
+                header = f"{k} {cname!r}"
             print(f"{header}  ({k} from {info['package']}): {info['help']}")
             if not info["options"]:
                 print("    (no options)")

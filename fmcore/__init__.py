@@ -13,7 +13,7 @@ from fmcore.network import DataInfo, Network
 from fmcore.objective import Objective, ObjectiveOptions, RegressionObjective
 from fmcore.path import GaussianPath, PathSample, ProbabilityPath, Schedule
 from fmcore.prediction import Prediction, convert
-from fmcore.sampler import SampleResult, Sampler, SamplerOptions
+from fmcore.sampler import Sampler, SampleResult, SamplerOptions
 
 __version__ = "0.1.0"
 

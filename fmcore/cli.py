@@ -54,36 +54,60 @@ def cmd_train(args) -> int:
         run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / (
             f"{Path(args.recipe).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     result = train(recipe, registry, run_dir, resume=bool(args.resume))
+    if not result.main_process:
+        return 0
     print(f"trained {result.steps} steps, final loss {result.final_loss:.4g}; run directory: {result.run_dir}")
     print(f"samples beside data: {result.run_dir / 'samples.png'}")
     return 0
 
 
 def cmd_sample(args) -> int:
+    from tqdm.auto import tqdm
+
     from fmcore import plotting
+    from fmcore.oracle import bind_network
     from fmcore.rundir import default_device, open_run
-    from fmcore.sampling import generate
+    from fmcore.sampling import balanced_labels, generate, parse_classes
 
     for override in args.set:
         if not override.startswith("sampler."):
             raise FmError(f"--set {override!r}: fm sample only changes sampler options (sampler.KEY=VALUE)")
     run = open_run(args.run_dir, _registry(), ema=not args.no_ema, overrides=args.set, sampler=args.sampler)
     c = run.components
+    bind_network(c)
     device = torch.device(args.device) if args.device else default_device()
     c.network.to(device)
+    info, labels, guidance = c.network.info, None, args.guidance
+    if args.classes is not None:
+        try:
+            labels = balanced_labels(args.n, parse_classes(args.classes, info.num_classes))
+        except ValueError as exc:
+            raise FmError(str(exc)) from None
+        guidance = getattr(c.sampler.options, "guidance", 1.0) if guidance is None else guidance
+    elif guidance is not None:
+        raise FmError("--guidance needs --class (K, a list like 1,3, or all): guidance mixes class-conditional and "
+                      "unconditional predictions")
     start = time.perf_counter()
-    result = generate(c.field(), c.sampler, args.n, c.dataset.info.shape, seed=args.seed, device=device,
-                      batch_size=args.batch_size, trajectory=args.trajectory_points if args.trajectory else 0)
+    bar = tqdm(total=args.n, unit="sample", disable=None if args.n > args.batch_size else True, file=sys.stderr)
+    result = generate(c.field(), c.sampler, args.n, info.shape, seed=args.seed, device=device,
+                      batch_size=args.batch_size, trajectory=args.trajectory_points if args.trajectory else 0,
+                      labels=labels, null_label=info.null_label, guidance=guidance, progress=bar.update)
+    bar.close()
     seconds = time.perf_counter() - start
     samples = result.x.cpu()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, samples.numpy())
+    cond = "" if labels is None else f", classes {args.classes}, guidance {guidance:g}"
     print(f"{args.n} samples with {run.recipe.sampler.name} ({result.nfe} network evaluations each, "
-          f"weights {run.weights.name}) in {seconds:.2f}s -> {out}")
+          f"weights {run.weights.name}{cond}) in {seconds:.2f}s -> {out}")
+    if labels is not None:
+        np.save(out.with_name(out.stem + ".labels.npy"), labels.numpy())
+        print(f"labels: {out.with_name(out.stem + '.labels.npy')}")
     if args.plot:
         data = c.dataset.reference(min(args.n, 5000), seed=args.seed + 1).x
-        plotting.save_preview(samples, data, Path(args.plot), title=f"{run.recipe.sampler.name}, seed {args.seed}")
+        plotting.save_preview(samples, data, Path(args.plot), title=f"{run.recipe.sampler.name}, seed {args.seed}"
+                              + cond, labels=labels)
         print(f"picture: {args.plot}")
     if args.trajectory:
         plotting.trajectories(result.trajectory.cpu(), Path(args.trajectory))
@@ -97,9 +121,14 @@ def cmd_eval(args) -> int:
 
     run = open_run(args.run_dir, _registry(), ema=not args.no_ema)
     device = torch.device(args.device) if args.device else default_device()
-    result = evaluate(run, args.n, seed=args.seed, device=device)
+    result = evaluate(run, args.n, seed=args.seed, device=device, guidance=args.guidance, features=args.features)
     if args.json:
         print(json.dumps(result, indent=2))
+        return 0
+    if "nn_ratio" in result:
+        from fmcore.features import print_image_report
+
+        print_image_report(result, f"{run.directory} ({run.weights.name}, sampler {run.recipe.sampler.name})")
         return 0
     print(f"{run.directory} ({run.weights.name}, sampler {run.recipe.sampler.name}), n = {args.n}")
     print(f"{'metric':<18}{'model vs data':>16}{'data vs data':>16}{'ratio':>10}")
@@ -183,6 +212,11 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--trajectory-points", type=_positive_int, default=64, help="how many paths to draw")
     s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
     s.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    s.add_argument("--class", dest="classes", metavar="K|K1,K2|all",
+                   help="class-conditional samples of these classes, cycled (all: a balanced grid, one row per class)")
+    s.add_argument("--guidance", type=float, metavar="W",
+                   help="classifier-free guidance (0 unconditional, 1 conditional; default: the recipe's "
+                   "[sampler] guidance)")
     s.set_defaults(func=cmd_sample)
 
     e = sub.add_parser("eval", help="distances between model samples and fresh data")
@@ -192,6 +226,9 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
     e.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
     e.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    e.add_argument("--guidance", type=float, metavar="W",
+                   help="image data, conditional models: guidance (default: the recipe's [sampler] guidance)")
+    e.add_argument("--features", metavar="NAME", help="image data: feature network (default: the data set's name)")
     e.set_defaults(func=cmd_eval)
 
     pl = sub.add_parser("plugins", help="list installed components and broken plugins")

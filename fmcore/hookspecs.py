@@ -28,6 +28,7 @@ HOOK_KINDS = {
     "register_objectives": "objective",
     "register_networks": "network",
     "register_samplers": "sampler",
+    "register_features": "feature",
 }
 
 
@@ -54,3 +55,8 @@ def register_networks(register: Register) -> None:
 @hookspec
 def register_samplers(register: Register) -> None:
     """Register samplers: ``register(name, SamplerSubclass)``."""
+
+
+@hookspec
+def register_features(register: Register) -> None:
+    """Register feature networks for ``fm eval`` on images: ``register(name, FeatureExtractorSubclass)``."""

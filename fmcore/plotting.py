@@ -112,11 +112,27 @@ def image_grid(images: Tensor, out: Path, nrow: int | None = None, title: str = 
     plt.close(fig)
 
 
-def save_preview(samples: Tensor, data: Tensor, out: Path, title: str = "") -> None:
-    """The picture that shows a model at a glance: 2D scatter beside data, or an image grid."""
+def class_grid(images: Tensor, labels: Tensor, out: Path, per_class: int = 10, title: str = "") -> None:
+    """Images [N, C, H, W] in [-1, 1] with their labels: one row per class (ascending), ``per_class`` images
+    each (blank cells where a class has fewer)."""
+    x, y = _np(images), _np(labels).astype(int)
+    classes = sorted(set(y.tolist()))
+    cols = min(per_class, max(int((y == k).sum()) for k in classes))
+    grid = np.ones((len(classes) * cols, *x.shape[1:]), dtype=np.float32)  # white (blank) cells
+    for r, k in enumerate(classes):
+        chosen = x[y == k][:cols]
+        grid[r * cols: r * cols + len(chosen)] = chosen
+    image_grid(grid, out, nrow=cols, title=title)
+
+
+def save_preview(samples: Tensor, data: Tensor, out: Path, title: str = "", labels: Tensor | None = None) -> None:
+    """The picture that shows a model at a glance: 2D scatter beside data, or an image grid (one row per class
+    when ``labels`` says which class each sample was asked for)."""
     shape = tuple(samples.shape[1:])
     if is_points(shape):
         scatter_pair(samples, data, out, title)
+    elif len(shape) == 3 and labels is not None:
+        class_grid(samples, labels, out, title=title)
     elif len(shape) == 3:
         image_grid(samples[:100], out, title=title)
     else:

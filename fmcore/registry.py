@@ -9,6 +9,7 @@ import attrs
 
 from fmcore.dataset import Dataset
 from fmcore.errors import FmError, did_you_mean, listing
+from fmcore.features import FeatureExtractor
 from fmcore.network import Network
 from fmcore.objective import Objective
 from fmcore.path import ProbabilityPath
@@ -21,15 +22,21 @@ KINDS: dict[str, tuple[type, str]] = {
     "objective": (Objective, "objective"),
     "network": (Network, "network"),
     "sampler": (Sampler, "sampler"),
+    "feature": (FeatureExtractor, "features"),  # for `fm eval --features NAME`, not a recipe table
 }
+
+#: The kinds a recipe names in a table of its own (the others are chosen elsewhere).
+RECIPE_KINDS = ("dataset", "path", "objective", "network", "sampler")
 
 #: The toolkit's own plugin packages, so that a missing one can be named in an error.
 BUILTIN_PACKAGES: dict[str, dict[str, str]] = {
-    "dataset": {n: "fmcore-datasets" for n in ("moons", "8gaussians", "checkerboard", "circles", "spirals", "file")},
+    "dataset": {n: "fmcore-datasets" for n in ("moons", "8gaussians", "checkerboard", "circles", "spirals", "file",
+                                                       "digits", "image_folder")},
     "path": {n: "fmcore-paths" for n in ("condot", "vp", "ve")},
     "objective": {n: "fmcore-objectives" for n in ("cfm", "dsm", "ddpm")},
-    "network": {n: "fmcore-networks" for n in ("mlp",)},
-    "sampler": {n: "fmcore-samplers" for n in ("euler",)},
+    "network": {n: "fmcore-networks" for n in ("mlp", "unet", "oracle")},
+    "sampler": {n: "fmcore-samplers" for n in ("euler", "heun", "euler_maruyama", "langevin", "pc")},
+    "feature": {n: "fmcore-datasets" for n in ("digits",)},
 }
 
 
@@ -53,6 +60,22 @@ class Component:
         return doc.splitlines()[0] if doc else ""
 
 
+def check_component(kind: str, name: str, cls: type, package: str = "<in-process>") -> None:
+    """Raise an :class:`FmError` unless ``cls`` can be registered as component ``name`` of ``kind``."""
+    if kind not in KINDS:
+        raise FmError(f"{package} registers unknown component kind {kind!r}; kinds are {listing(KINDS)}")
+    if not isinstance(name, str) or not name or name != name.strip():
+        raise FmError(f"{package} registers a {kind} under the name {name!r}; a name is a non-empty string "
+                      "without surrounding spaces")
+    base = KINDS[kind][0]
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise FmError(f"{package} registers {kind} {name!r} as {cls!r}, which is not a subclass of "
+                      f"fmcore.{base.__name__}")
+    if not attrs.has(getattr(cls, "Options", None)):
+        raise FmError(f"{package} registers {kind} {name!r}, whose class {cls.__name__} has no attrs "
+                      "`Options` class")
+
+
 class DuplicateComponentError(FmError):
     """Two plugins registered the same name for the same kind."""
 
@@ -65,21 +88,13 @@ class Registry:
 
     def add(self, kind: str, name: str, cls: type, package: str = "<in-process>", version: str = "") -> None:
         """Register ``cls`` as component ``name`` of ``kind``; check it is the right kind of class."""
-        if kind not in KINDS:
-            raise FmError(f"{package} registers unknown component kind {kind!r}; kinds are {listing(KINDS)}")
-        base = KINDS[kind][0]
-        if not (isinstance(cls, type) and issubclass(cls, base)):
-            raise FmError(f"{package} registers {kind} {name!r} as {cls!r}, which is not a subclass of "
-                          f"fmcore.{base.__name__}")
-        if not attrs.has(getattr(cls, "Options", None)):
-            raise FmError(f"{package} registers {kind} {name!r}, whose class {cls.__name__} has no attrs "
-                          "`Options` class")
+        check_component(kind, name, cls, package)
         existing = self._components[kind].get(name)
         if existing is not None:
-            raise DuplicateComponentError(
-                f"{kind} {name!r} is registered twice: by {existing.package} ({existing.cls.__module__}."
-                f"{existing.cls.__qualname__}) and by {package} ({cls.__module__}.{cls.__qualname__}); "
-                "uninstall one of the two packages")
+            first, second = sorted([f"{existing.package} ({existing.cls.__module__}.{existing.cls.__qualname__})",
+                                    f"{package} ({cls.__module__}.{cls.__qualname__})"])
+            raise DuplicateComponentError(f"{kind} {name!r} is registered twice: by {first} and by {second}; "
+                                          "uninstall one of the two packages")
         self._components[kind][name] = Component(kind, name, cls, package, version)
 
     def names(self, kind: str) -> list[str]:

@@ -43,7 +43,8 @@ class TrainOptions:
     ema: float = help_field(0.0, "EMA decay of the weights (0: no EMA)", validator=in_range(0.0, 1.0, hi_open=True))
     ema_warmup: bool = help_field(True, "use decay min(ema, (1 + n) / (10 + n)) at update n")
     seed: int = help_field(0, "random seed (each process adds its rank)")
-    checkpoint_every: int = help_field(0, "save a checkpoint every N steps (0: only at the end)", validator=non_negative)
+    checkpoint_every: int = help_field(0, "save a checkpoint every N steps (0: only at the end)",
+                                       validator=non_negative)
     keep_checkpoints: int = help_field(2, "how many newest checkpoints to keep", validator=positive)
     log_every: int = help_field(100, "log metrics every N steps", validator=positive)
     sample_every: int = help_field(0, "write a sample picture every N steps (0: only at the end)",

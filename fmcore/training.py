@@ -28,7 +28,7 @@ from fmcore.errors import FmError, NonFiniteLossError
 from fmcore.network import count_parameters
 from fmcore.recipe import Recipe
 from fmcore.registry import Registry
-from fmcore.sampling import generate
+from fmcore.sampling import balanced_labels, generate
 from fmcore.train_options import TrainOptions
 
 PREVIEW_SAMPLES = 2000
@@ -164,11 +164,18 @@ class Trainer:
         return net.eval()
 
     def write_preview(self, out: Path, n: int = PREVIEW_SAMPLES) -> None:
-        """Samples from the current (EMA) weights beside data, as ``out`` (main process only)."""
-        field = self.c.field(self._sampling_network())
-        samples = generate(field, self.c.sampler, n, self.info.shape, seed=self.o.seed, device=self.device).x
+        """Samples from the current (EMA) weights beside data, as ``out`` (main process only). Image data: 100
+        samples, one row per class (the recipe's [sampler] guidance) when the network is class-conditional."""
+        net = self._sampling_network()
+        labels = None
+        if len(self.info.shape) == 3:
+            n = min(n, 100)
+            if net.info.num_classes:
+                labels = balanced_labels(n, net.info.num_classes)
+        samples = generate(self.c.field(net), self.c.sampler, n, self.info.shape, seed=self.o.seed,
+                           device=self.device, labels=labels, null_label=net.info.null_label).x
         data = self.c.dataset.reference(n, seed=self.o.seed + 1).x
-        plotting.save_preview(samples, data, out, title=f"{self.recipe.source} step {self.step}")
+        plotting.save_preview(samples, data, out, title=f"{self.recipe.source} step {self.step}", labels=labels)
 
     # -- the loop -------------------------------------------------------------------------------------
     def train(self) -> TrainResult:

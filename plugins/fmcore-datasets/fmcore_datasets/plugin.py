@@ -1,7 +1,9 @@
 """Entry point of the fmcore-datasets package."""
 
 from fmcore import hookimpl
+from fmcore_datasets.digits import Digits, DigitsFeatures
 from fmcore_datasets.file import FileDataset
+from fmcore_datasets.image_folder import ImageFolder
 from fmcore_datasets.toy2d import Checkerboard, Circles, EightGaussians, Moons, Spirals
 
 
@@ -13,3 +15,10 @@ def register_datasets(register):
     register("circles", Circles)
     register("spirals", Spirals)
     register("file", FileDataset)
+    register("digits", Digits)
+    register("image_folder", ImageFolder)
+
+
+@hookimpl
+def register_features(register):
+    register("digits", DigitsFeatures)

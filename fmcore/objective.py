@@ -56,10 +56,14 @@ class Objective(abc.ABC):
 
     def __init__(self, options: ObjectiveOptions):
         self.options = options
+        self._time_ranges: dict[int, tuple[float, float]] = {}
 
     def time_range(self, path: ProbabilityPath) -> tuple[float, float]:
-        """Times this objective trains on (and the field evaluates at) on ``path``."""
-        return safe_time_range(path, self.prediction, self.options.t_eps)
+        """Times this objective trains on (and the field evaluates at) on ``path`` (computed once per path)."""
+        key = id(path)
+        if key not in self._time_ranges:
+            self._time_ranges[key] = safe_time_range(path, self.prediction, self.options.t_eps)
+        return self._time_ranges[key]
 
     def problems(self, path: ProbabilityPath) -> list[str]:
         """Why this objective cannot train on ``path`` with its options (empty when it can)."""

@@ -14,11 +14,13 @@ import attrs
 import torch
 from torch import Tensor
 
+from fmcore.angle import angle_times
 from fmcore.field import Field
 from fmcore.noise import BatchNoise
 from fmcore.options import help_field, non_negative, one_of, positive
+from fmcore.path import ProbabilityPath
 
-GRIDS = ("uniform", "data")
+GRIDS = ("uniform", "data", "angle")
 
 
 @attrs.define(kw_only=True)
@@ -27,7 +29,8 @@ class SamplerOptions:
 
     steps: int = help_field(100, "number of steps on the time grid", validator=positive)
     grid: str = help_field(
-        "uniform", "time grid: 'uniform', or 'data' (t = 1 - (1 - u)^rho, denser near the data)",
+        "uniform", "time grid: 'uniform', 'data' (t = 1 - (1 - u)^rho, denser near the data) or 'angle' (uniform in "
+        "theta = atan2(beta_t, alpha_t), Gaussian paths only)",
         validator=one_of(GRIDS),
     )
     rho: float = help_field(2.0, "exponent of the 'data' grid", validator=positive)
@@ -45,13 +48,19 @@ class SampleResult:
     nfe: int
 
 
-def time_grid(steps: int, kind: str, t_range: tuple[float, float], rho: float = 2.0, device=None) -> Tensor:
+def time_grid(steps: int, kind: str, t_range: tuple[float, float], rho: float = 2.0, device=None,
+              path: ProbabilityPath | None = None) -> Tensor:
     """``steps + 1`` increasing times from ``t_lo`` to ``t_hi`` (float64 on ``device``; samplers cast them to
     the samples' dtype).
 
     'uniform' spaces them evenly; 'data' uses ``t = 1 - (1 - u)^rho`` on a uniform ``u``, so steps shrink
-    towards the data end, where Gaussian-mixture fields are stiff.
+    towards the data end, where Gaussian-mixture fields are stiff; 'angle' spaces ``theta_t = atan2(beta_t,
+    alpha_t)`` of the (Gaussian) ``path`` evenly (:func:`fmcore.angle.angle_times`, computed on the host once).
     """
+    if kind == "angle":
+        if path is None:
+            raise ValueError("the 'angle' grid needs the path")
+        return angle_times(path, steps, t_range).to(device=device)
     u = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64)
     if kind == "data":
         u = 1.0 - (1.0 - u) ** rho
@@ -89,7 +98,7 @@ class Sampler(abc.ABC):
     def grid(self, field: Field, device) -> Tensor:
         """The time grid over :meth:`time_range`."""
         o = self.options
-        return time_grid(o.steps, o.grid, self.time_range(field), o.rho, device)
+        return time_grid(o.steps, o.grid, self.time_range(field), o.rho, device, field.path)
 
     def run(self, field: Field, x: Tensor, noise: BatchNoise, trajectory: bool = False) -> SampleResult:
         """Integrate from ``x`` (a draw from the prior) over the grid."""

@@ -27,4 +27,4 @@ def sample_times(
     else:
         raise ValueError(f"unknown time sampling {kind!r}; expected one of {TIME_SAMPLINGS}")
     lo, hi = t_range
-    return lo + (hi - lo) * u
+    return u if (lo, hi) == (0.0, 1.0) else lo + (hi - lo) * u

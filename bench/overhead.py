@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import tempfile
-import time
 
 import torch
+from interleave import interleaved
 
 from fmcore.plugins import get_registry
 from fmcore.recipe import recipe_from_dict
@@ -69,22 +68,7 @@ def measure(batch: int, ema: float, blocks: int, steps: int) -> tuple[float, flo
         trainer = Trainer(recipe_from_dict(raw, registry), registry, tmp)
         hand = HandLoop(trainer, batch, ema)
         trainer.model.train()
-        for _ in range(5):  # warm-up both
-            trainer.train_step()
-            hand.step()
-        ratios, ours, theirs = [], [], []
-        for _ in range(blocks):
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                trainer.train_step(log_now=False)
-            t1 = time.perf_counter()
-            for _ in range(steps):
-                hand.step()
-            t2 = time.perf_counter()
-            ours.append((t1 - t0) / steps)
-            theirs.append((t2 - t1) / steps)
-            ratios.append(ours[-1] / theirs[-1])
-    return statistics.median(ratios), 1e3 * statistics.median(ours), 1e3 * statistics.median(theirs)
+        return interleaved(trainer.train_step, hand.step, blocks, steps)
 
 
 def main() -> None:

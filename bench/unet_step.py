@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from interleave import interleaved
 
 from fmcore.plugins import get_registry
 from fmcore.recipe import load_recipe
@@ -66,22 +66,7 @@ def training_ratio(blocks: int, steps: int) -> tuple[float, float, float]:
         trainer = Trainer(recipe, registry, Path(tmp) / "run")
         hand = HandLoop(trainer)
         trainer.model.train()
-        for _ in range(5):
-            trainer.train_step()
-            hand.step()
-        ratios, ours, theirs = [], [], []
-        for _ in range(blocks):
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                trainer.train_step(log_now=False)
-            t1 = time.perf_counter()
-            for _ in range(steps):
-                hand.step()
-            t2 = time.perf_counter()
-            ours.append((t1 - t0) / steps)
-            theirs.append((t2 - t1) / steps)
-            ratios.append(ours[-1] / theirs[-1])
-    return statistics.median(ratios), 1e3 * statistics.median(ours), 1e3 * statistics.median(theirs)
+        return interleaved(trainer.train_step, hand.step, blocks, steps)
 
 
 def sampling_rate(n: int, batch: int) -> tuple[float, int]:

@@ -24,6 +24,13 @@ def _limits(*sets: np.ndarray) -> tuple[float, float]:
     return float(min(lo) - pad), float(max(hi) + pad)
 
 
+def _save(fig, out: Path) -> None:
+    """Lay out, write and close a figure."""
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
 def scatter_pair(samples: Tensor, data: Tensor, out: Path, title: str = "") -> None:
     """Model samples beside data samples (2D points)."""
     s, d = _np(samples).reshape(len(samples), -1), _np(data).reshape(len(data), -1)
@@ -37,9 +44,7 @@ def scatter_pair(samples: Tensor, data: Tensor, out: Path, title: str = "") -> N
         ax.set_aspect("equal")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def scatter(samples: Tensor, out: Path, title: str = "") -> None:
@@ -49,9 +54,7 @@ def scatter(samples: Tensor, out: Path, title: str = "") -> None:
     ax.scatter(s[:, 0], s[:, 1], s=2, alpha=0.5)
     ax.set_aspect("equal")
     ax.set_title(title or f"samples (n={len(s)})")
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def trajectories(traj: Tensor, out: Path, title: str = "") -> None:
@@ -65,9 +68,7 @@ def trajectories(traj: Tensor, out: Path, title: str = "") -> None:
     ax.set_aspect("equal")
     ax.legend(loc="upper right")
     ax.set_title(title or f"{tr.shape[1]} trajectories, {tr.shape[0] - 1} steps")
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def loss_curve(metrics_file: Path, out: Path) -> None:
@@ -85,9 +86,7 @@ def loss_curve(metrics_file: Path, out: Path) -> None:
     if losses and min(losses) > 0:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def image_grid(images: Tensor, out: Path, nrow: int | None = None, title: str = "") -> None:
@@ -107,9 +106,7 @@ def image_grid(images: Tensor, out: Path, nrow: int | None = None, title: str = 
     ax.axis("off")
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def class_grid(images: Tensor, labels: Tensor, out: Path, per_class: int = 10, title: str = "") -> None:

@@ -36,6 +36,17 @@ log_every = 10
 
 
 @pytest.fixture
+def one_thread():
+    """One torch thread: small 2D batches only pay thread overhead (use with pytest.mark.usefixtures)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def registry():
     return get_registry()
 

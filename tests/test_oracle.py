@@ -21,12 +21,7 @@ MIX = GaussianMixture.isotropic(torch.tensor([[3.0, 0.0], [-1.5, 2.6], [-1.5, -2
                                 torch.tensor([0.3, 0.3, 0.2, 0.2]))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def log_density(mix: GaussianMixture, path, x: torch.Tensor, t: float) -> torch.Tensor:

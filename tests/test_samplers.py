@@ -43,13 +43,7 @@ SAMPLERS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small 2D batches: threads only add overhead (and this machine's cores are shared)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def endpoint_errors(path, cls, opts, grid: str = "uniform", n: int = 128, mix: GaussianMixture = MIX):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ import torch
 
 from fmcore.errors import FmError
 from fmcore.plugins import default_host
+from fmcore.registry import KINDS
 
 
 def _registry():
@@ -146,12 +148,12 @@ def cmd_plugins(args) -> int:
     records = sorted(host.records.values(), key=lambda r: r.name)
     if args.json:
         kinds = {kind: [{"name": c.name, "package": c.package, "version": c.version, "help": c.help}
-                        for c in registry.components(kind)] for kind in registry._components}
+                        for c in registry.components(kind)] for kind in KINDS}
         broken = [{"plugin": r.name, "package": r.package, "version": r.version, "error": r.error}
                   for r in records if r.error]
         print(json.dumps({"components": kinds, "broken": broken}, indent=2))
         return 0
-    for kind in registry._components:
+    for kind in KINDS:
         comps = registry.components(kind)
         print(f"{kind}s:")
         for c in comps:
@@ -261,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into a reader that stopped early (e.g. `fm plugins | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def entry() -> None:

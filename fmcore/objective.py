@@ -90,20 +90,30 @@ class Objective(abc.ABC):
         """The scalar minibatch loss."""
 
 
-def posterior_data_noise(ps: PathSample) -> tuple[Tensor, Tensor]:
+def posterior_data_noise(ps: PathSample, allowed: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Batch posterior means ``(E[z | x_i], E[eps | x_i])`` over the batch's data points ``z_j``.
 
-    ``w_ij ∝ N(x_i; alpha_i z_j, beta_i^2 I)``; ``E[eps | x_i] = eps_i + alpha_i (z_i - z_bar_i) / beta_i``,
-    written this way so that it stays exact as ``beta_i -> 0``.
+    ``w_ij ∝ N(x_i; alpha_i z_j, beta_i^2 I)`` over the ``j`` with ``allowed[i, j]`` (all when None; for a
+    conditional model, the points of sample i's class); ``E[eps | x_i] = eps_i + alpha_i (z_i - z_bar_i) /
+    beta_i``, written this way so that it stays exact as ``beta_i -> 0``.
     """
     s = ps.schedule
     x, z = ps.x.flatten(1), ps.z.flatten(1)
     alpha, beta2 = s.alpha.flatten()[:, None], (s.beta.flatten() ** 2).clamp_min(1e-30)[:, None]
     sq = (x**2).sum(1, keepdim=True) - 2 * alpha * (x @ z.T) + alpha**2 * (z**2).sum(1)[None]
-    weights = torch.softmax(-sq / (2 * beta2), dim=1)
+    logits = -sq / (2 * beta2)
+    if allowed is not None:
+        logits = logits.masked_fill(~allowed, -torch.inf)
+    weights = torch.softmax(logits, dim=1)
     z_bar = (weights @ z).view_as(ps.z)
     eps_bar = ps.eps + s.alpha * (ps.z - z_bar) / s.beta.clamp_min(1e-30)
     return z_bar, eps_bar
+
+
+def same_condition(labels: Tensor, cond: Tensor, null_label: int) -> Tensor:
+    """``allowed[i, j]``: data point j can explain sample i given i's condition ``cond_i`` (its label, or the
+    null label after dropout, which every point can explain)."""
+    return (cond[:, None] == labels[None, :]) | (cond[:, None] == null_label)
 
 
 class RegressionObjective(Objective):
@@ -113,11 +123,11 @@ class RegressionObjective(Objective):
         """``lambda(t)`` (broadcastable against x), or None for 1."""
         return None
 
-    def target(self, ps: PathSample, path: ProbabilityPath) -> Tensor:
-        """The regression target at ``ps``."""
+    def target(self, ps: PathSample, path: ProbabilityPath, allowed: Tensor | None = None) -> Tensor:
+        """The regression target at ``ps`` (``allowed``: which batch points the stable target may average)."""
         if not isinstance(path, GaussianPath):
             return path.conditional_velocity(ps.x, ps.z, ps.t)
-        z, eps = posterior_data_noise(ps) if self.options.target == "stable" else (ps.z, ps.eps)
+        z, eps = posterior_data_noise(ps, allowed) if self.options.target == "stable" else (ps.z, ps.eps)
         return from_data_noise(z, eps, self.prediction, ps.schedule)
 
     def loss(self, network, path: ProbabilityPath, batch: Batch, null_label: int = 0) -> Tensor:
@@ -128,9 +138,11 @@ class RegressionObjective(Objective):
             logit_mean=o.logit_mean, logit_std=o.logit_std,
         )
         ps = path.sample(z, t, torch.randn_like(z))
+        cond = self.drop_labels(batch.labels, null_label)
+        allowed = None if cond is None or o.target != "stable" else same_condition(batch.labels, cond, null_label)
         with torch.no_grad():
-            target = self.target(ps, path)
-        pred = network(ps.x, t, self.drop_labels(batch.labels, null_label))
+            target = self.target(ps, path, allowed)
+        pred = network(ps.x, t, cond)
         err = (pred.float() - target.float()) ** 2
         w = None if ps.schedule is None else self.weight(ps.schedule)
         if w is not None:

@@ -230,3 +230,27 @@ def test_stable_target_loss_runs_on_images():
     objective = DSM(DSMOptions(target="stable"))
     loss = objective.loss(Spy(), PATHS["vp"](), Batch(torch.randn(16, 1, 4, 4)))
     assert math.isfinite(float(loss.detach()))
+
+
+def test_stable_target_of_a_conditional_model_averages_only_within_the_class():
+    """With labels, sample i's posterior runs over the batch points of its own class (or over all points when
+    its label was dropped to the null label): mixing classes would pull the conditional target towards the
+    unconditional one."""
+    from fmcore.objective import posterior_data_noise, same_condition
+    from fmcore.plugins import get_registry
+
+    path = get_registry().get("path", "condot").cls(get_registry().get("path", "condot").options_class())
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(12, 2, generator=g)
+    labels = torch.tensor([0, 1, 2] * 4)
+    null = 3
+    cond = labels.clone()
+    cond[5] = null  # dropped: may use every point
+    ps = path.sample(z, torch.full((12,), 0.3), torch.randn(12, 2, generator=g))
+    z_bar, _ = posterior_data_noise(ps, same_condition(labels, cond, null))
+    for i in range(12):
+        keep = torch.ones(12, dtype=torch.bool) if cond[i] == null else labels == labels[i]
+        # sample i's posterior mean over the allowed points only: alpha = 0.3, beta = 0.7 at t = 0.3
+        logits = -((ps.x[i] - 0.3 * z[keep]) ** 2).sum(1) / (2 * 0.7**2)
+        expected = (torch.softmax(logits, 0)[:, None] * z[keep]).sum(0)
+        torch.testing.assert_close(z_bar[i], expected)

@@ -164,8 +164,8 @@ class SignFlippedTarget(RegressionObjective):
 
     prediction = Prediction.VELOCITY
 
-    def target(self, ps, path):
-        return -super().target(ps, path)
+    def target(self, ps, path, allowed=None):
+        return -super().target(ps, path, allowed)
 
 
 class DetachedLoss(RegressionObjective):

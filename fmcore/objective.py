@@ -56,14 +56,15 @@ class Objective(abc.ABC):
 
     def __init__(self, options: ObjectiveOptions):
         self.options = options
-        self._time_ranges: dict[int, tuple[float, float]] = {}
+        self._time_ranges: dict[int, tuple[ProbabilityPath, tuple[float, float]]] = {}
 
     def time_range(self, path: ProbabilityPath) -> tuple[float, float]:
-        """Times this objective trains on (and the field evaluates at) on ``path`` (computed once per path)."""
-        key = id(path)
-        if key not in self._time_ranges:
-            self._time_ranges[key] = safe_time_range(path, self.prediction, self.options.t_eps)
-        return self._time_ranges[key]
+        """Times this objective trains on (and the field evaluates at) on ``path`` (computed once per path;
+        the cache holds the path itself, so its id cannot be reused by another path while cached, and paths
+        need not be hashable)."""
+        if id(path) not in self._time_ranges:
+            self._time_ranges[id(path)] = (path, safe_time_range(path, self.prediction, self.options.t_eps))
+        return self._time_ranges[id(path)][1]
 
     def problems(self, path: ProbabilityPath) -> list[str]:
         """Why this objective cannot train on ``path`` with its options (empty when it can)."""

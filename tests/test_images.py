@@ -191,11 +191,16 @@ def test_class_grid_writes_one_row_per_class(tmp_path):
     assert grid.ndim == 3 and grid.shape[0] > 50
 
 
+def tiny_digits_recipe(objective: str = "", network: str = "", sampler: str = "") -> str:
+    """A two-step CondOT + CFM recipe on digits with a tiny UNet; extra lines go into the named tables."""
+    return (f'[data]\nname = "digits"\n[path]\nname = "condot"\n[objective]\nname = "cfm"\n{objective}\n'
+            f'[network]\nname = "unet"\nchannels = 4\nchannel_mult = [1, 2]\nblocks_per_level = 1\n'
+            f'attention_levels = []\n{network}\n[sampler]\nname = "euler"\nsteps = 2\n{sampler}\n'
+            '[train]\nsteps = 2\nbatch_size = 8\nlog_every = 1\n')
+
+
 def test_fm_sample_class_on_an_unconditional_model_is_an_error(tmp_path, write_recipe, fm):
-    recipe = write_recipe('[data]\nname = "digits"\n[path]\nname = "condot"\n[objective]\nname = "cfm"\n'
-                          '[network]\nname = "unet"\nchannels = 4\nchannel_mult = [1, 2]\nblocks_per_level = 1\n'
-                          'attention_levels = []\nnum_classes = 0\n[sampler]\nname = "euler"\nsteps = 2\n'
-                          '[train]\nsteps = 2\nbatch_size = 8\nlog_every = 1\n')
+    recipe = write_recipe(tiny_digits_recipe(network="num_classes = 0"))
     run = tmp_path / "run"
     assert fm("train", recipe, "--run-dir", run)[0] == 0
     code, _out, err = fm("sample", run, "--n", "8", "--out", tmp_path / "s.npy", "--class", "3")
@@ -213,10 +218,7 @@ def test_conditional_sample_grid_and_image_eval(tmp_path, write_recipe, fm, monk
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     quick = digits.DigitsFeatures.recipe
     monkeypatch.setattr(digits.DigitsFeatures, "recipe", lambda self: attrs.evolve(quick(self), epochs=1))
-    recipe = write_recipe('[data]\nname = "digits"\n[path]\nname = "condot"\n[objective]\nname = "cfm"\n'
-                          'cond_dropout = 0.2\n[network]\nname = "unet"\nchannels = 4\nchannel_mult = [1, 2]\n'
-                          'blocks_per_level = 1\nattention_levels = []\n[sampler]\nname = "euler"\nsteps = 2\n'
-                          'guidance = 1.5\n[train]\nsteps = 2\nbatch_size = 8\nlog_every = 1\n')
+    recipe = write_recipe(tiny_digits_recipe(objective="cond_dropout = 0.2", sampler="guidance = 1.5"))
     run = tmp_path / "run"
     assert fm("train", recipe, "--run-dir", run)[0] == 0
     code, out, err = fm("sample", run, "--n", "130", "--batch-size", "64", "--class", "all", "--out",

@@ -254,3 +254,24 @@ def test_stable_target_of_a_conditional_model_averages_only_within_the_class():
         logits = -((ps.x[i] - 0.3 * z[keep]) ** 2).sum(1) / (2 * 0.7**2)
         expected = (torch.softmax(logits, 0)[:, None] * z[keep]).sum(0)
         torch.testing.assert_close(z_bar[i], expected)
+
+
+def test_time_range_is_cached_per_path_even_for_unhashable_paths():
+    """A path defined with attrs.define (unhashable) works, and each path gets its own range."""
+    import attrs as _attrs
+
+    from fmcore import GaussianPath
+    from fmcore.plugins import get_registry
+
+    @_attrs.define
+    class Linear(GaussianPath):
+        sigma_min: float = 0.0
+
+        def coefficients(self, t):
+            k = 1.0 - self.sigma_min
+            return t, 1.0 - k * t, torch.ones_like(t), torch.full_like(t, -k)
+
+    dsm = get_registry().get("objective", "dsm")
+    objective = dsm.cls(dsm.options_class(t_eps=0.01))
+    assert objective.time_range(Linear()) == (0.01, 0.99)
+    assert objective.time_range(Linear(sigma_min=0.1)) == (0.01, 1.0)

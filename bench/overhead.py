@@ -35,7 +35,7 @@ class HandLoop:
     def __init__(self, trainer: Trainer, batch: int, ema: float):
         self.data = trainer.c.dataset
         self.net = copy.deepcopy(trainer.net)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3, foreach=True)
         self.batch = batch
         self.ema = [p.detach().clone() for p in self.net.parameters()] if ema else None
         self.decay = ema

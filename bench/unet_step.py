@@ -38,7 +38,7 @@ class HandLoop:
         o = trainer.o
         self.data = trainer.c.dataset.data
         self.net = copy.deepcopy(trainer.net)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=o.lr, betas=tuple(o.betas))
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=o.lr, betas=tuple(o.betas), foreach=True)
         self.batch, self.decay = o.batch_size, o.ema
         self.ema = [p.detach().clone() for p in self.net.parameters()]
         self.losses = torch.zeros(100)

@@ -45,8 +45,13 @@ def lr_factor(step: int, o: TrainOptions) -> float:
 
 
 def make_optimizer(model: torch.nn.Module, o: TrainOptions) -> torch.optim.Optimizer:
+    """Adam or AdamW with the multi-tensor (``foreach``) update on every device.
+
+    PyTorch picks the per-parameter Python loop on the CPU by default; on the digits UNet (100+ parameter
+    tensors) that loop was about 15% of a training step (bench/unet_step.py).
+    """
     cls = torch.optim.AdamW if o.optimizer == "adamw" else torch.optim.Adam
-    return cls(model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+    return cls(model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay, foreach=True)
 
 
 def make_accelerator(o: TrainOptions, run_dir: Path) -> Accelerator:

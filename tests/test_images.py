@@ -13,7 +13,13 @@ from PIL import Image
 from torch import nn
 
 from fmcore import features
-from fmcore.features import CachedClassifier, ClassifierRecipe, frechet_distance, nearest_distances
+from fmcore.features import (
+    CachedClassifier,
+    ClassifierRecipe,
+    frechet_distance,
+    frechet_per_chunk,
+    nearest_distances,
+)
 from fmcore.plotting import class_grid
 
 
@@ -129,6 +135,16 @@ def test_frechet_distance_matches_the_closed_form():
     assert abs(frechet_distance(c, d) - ref) < 1e-6 * max(1.0, ref)
 
 
+def test_frechet_per_chunk_uses_disjoint_equal_chunks():
+    g = torch.Generator().manual_seed(0)
+    ref = torch.randn(2000, 2, generator=g)
+    near, far = torch.randn(500, 2, generator=g), torch.randn(500, 2, generator=g) + 3.0
+    rest = torch.randn(499, 2, generator=g) + 10.0  # a short last chunk: left out
+    fds = frechet_per_chunk(torch.cat([near, far, rest]), ref, 500)
+    assert fds == [frechet_distance(near, ref), frechet_distance(far, ref)]
+    assert fds[0] < 0.05 and abs(fds[1] - 18.0) < 1.0  # |(3, 3)|^2 = 18, same covariance
+
+
 def test_nearest_distances():
     a = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
     b = torch.tensor([[0.0, 1.0], [3.0, 0.0], [6.0, 8.0]])
@@ -233,6 +249,9 @@ def test_conditional_sample_grid_and_image_eval(tmp_path, write_recipe, fm, monk
     r = __import__("json").loads(out)
     assert r["guidance"] == 2.0 and r["reference"] == 359 and r["compared"] == 100
     assert r["fd"] > 0 and r["fd_floor"] > 0 and len(r["accuracy_per_class"]) == 10
+    assert r["chunks"] == 1 and r["fd_range"] == [r["fd"], r["fd"]] and r["floor_draws"] == 8
+    assert r["fd_floor_range"][0] <= r["fd_floor"] <= r["fd_floor_range"][1]
     assert 0 < r["nn_ratio"] and r["features"] == "digits"
     code, out, err = fm("eval", run, "--n", "100")
     assert code == 0 and "Fréchet distance (digits)" in out and "accuracy on the class asked for" in out
+    assert "mean over 1 chunk(s) of 100 samples; floor: mean over 8 draws" in out

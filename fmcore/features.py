@@ -286,7 +286,8 @@ def evaluate_images(run, n: int, seed: int = 0, device=None, batch_size: int = 4
         ref, pool = train[perm[: train.shape[0] // 2]], train[perm[train.shape[0] // 2:]]
     k = min(n, pool.shape[0])
     chunks = n // k
-    out: dict = {"n": n, "compared": k, "chunks": chunks, "floor_draws": max(chunks, FLOOR_DRAWS),
+    draws = 1 if k == pool.shape[0] else max(chunks, FLOOR_DRAWS)  # k = all of the pool: one possible draw
+    out: dict = {"n": n, "compared": k, "chunks": chunks, "floor_draws": draws,
                  "reference": int(ref.shape[0]),
                  "reference_kind": "held-out images" if held is not None else "half of the training images",
                  "guidance": guidance if labels is not None else None, "features": name if extractor else None}

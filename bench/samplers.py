@@ -32,37 +32,46 @@ MEANS = torch.tensor([[3.0, 0.0], [-1.5, 2.6], [-1.5, -2.6], [0.0, 0.0]])
 WEIGHTS = torch.tensor([0.3, 0.3, 0.2, 0.2])
 
 
-def errors(path, mix: GaussianMixture, grid: str, n: int) -> dict[str, list[float]]:
+PATHS = {"condot": CondOTPath(CondOTOptions()), "vp": VPPath(VPOptions()), "ve": VEPath(VEOptions())}
+
+
+def oracle_problem(path, mix: GaussianMixture, n: int):
+    """The mixture's exact velocity field on ``path``, ``n`` exact draws of ``p_{t_lo}`` and their noise."""
     f = oracle_field(mix, path, Prediction.VELOCITY, 1e-3)
     x0 = mix.at(path, f.time_range[0]).sample(n, torch.Generator().manual_seed(0))
-    noise = BatchNoise(0, 0, n, tuple(mix.shape), "cpu", torch.float64)
+    return f, x0, BatchNoise(0, 0, n, tuple(mix.shape), "cpu", torch.float64)
+
+
+def endpoint_error(sampler, f, x0: torch.Tensor, noise: BatchNoise, ref: torch.Tensor) -> float:
+    """Mean distance of ``sampler``'s endpoints from ``x0`` to the reference endpoints ``ref``."""
+    return float((sampler.run(f, x0, noise).x - ref).norm(dim=1).mean())
+
+
+def errors(path, mix: GaussianMixture, grid: str, n: int) -> dict[str, list[float]]:
+    f, x0, noise = oracle_problem(path, mix, n)
     variable = "angle" if grid == "angle" else "t"
     ref = Heun(HeunOptions(steps=2048, grid=grid, variable=variable)).run(f, x0, noise).x
     samplers = {"euler": lambda steps: Euler(SamplerOptions(steps=steps, grid=grid)),
                 "heun": lambda steps: Heun(HeunOptions(steps=steps, grid=grid, variable=variable))}
-    return {name: [float((make(nfe // (2 if name == "heun" else 1)).run(f, x0, noise).x - ref).norm(dim=1).mean())
-                   for nfe in NFES] for name, make in samplers.items()}
+    return {name: [endpoint_error(make(nfe // (2 if name == "heun" else 1)), f, x0, noise, ref) for nfe in NFES]
+            for name, make in samplers.items()}
 
 
 def random_mixtures(k: int, n: int) -> None:
     """On ``k`` random std-0.5 mixtures, count where Heun at NFE 16 beats Euler at NFE 64 (errors as above)."""
-    paths = {"condot": CondOTPath(CondOTOptions()), "vp": VPPath(VPOptions()), "ve": VEPath(VEOptions())}
     gen = torch.Generator().manual_seed(123)
     wins = {name: {"heun t < euler t": 0, "heun angle < euler t": 0, "heun angle < euler t, angle grid": 0}
-            for name in paths}
+            for name in PATHS}
     for _ in range(k):
         size = int(torch.randint(2, 9, (1,), generator=gen))
         means = 2.0 * torch.randn(size, 2, generator=gen)
         weights = torch.rand(size, generator=gen) + 0.2
         mix = GaussianMixture.isotropic(means, 0.5, weights / weights.sum())
-        for name, path in paths.items():
-            f = oracle_field(mix, path, Prediction.VELOCITY, 1e-3)
-            x0 = mix.at(path, f.time_range[0]).sample(n, torch.Generator().manual_seed(0))
-            noise = BatchNoise(0, 0, n, (2,), "cpu", torch.float64)
+        for name, path in PATHS.items():
+            f, x0, noise = oracle_problem(path, mix, n)
             ref = Heun(HeunOptions(steps=1024, grid="angle", variable="angle")).run(f, x0, noise).x
-
             heun_t, heun_a, euler_t, euler_a = (
-                float((s.run(f, x0, noise).x - ref).norm(dim=1).mean())
+                endpoint_error(s, f, x0, noise, ref)
                 for s in (Heun(HeunOptions(steps=8)), Heun(HeunOptions(steps=8, grid="angle", variable="angle")),
                           Euler(SamplerOptions(steps=64)), Euler(SamplerOptions(steps=64, grid="angle"))))
             wins[name]["heun t < euler t"] += heun_t < euler_t
@@ -85,7 +94,6 @@ def main() -> None:
     torch.set_num_threads(1)
     if args.random:
         random_mixtures(args.random, args.n)
-    paths = {"condot": CondOTPath(CondOTOptions()), "vp": VPPath(VPOptions()), "ve": VEPath(VEOptions())}
     print(f"mixture: 4 components, means {MEANS.tolist()}, weights {WEIGHTS.tolist()}; {args.n} points; "
           "t_eps = 1e-3 where a path needs it\n")
     print("| std | path | grid | sampler | " + " | ".join(f"NFE {k}" for k in NFES) + " | order |")
@@ -94,7 +102,7 @@ def main() -> None:
     table = {}
     for std in args.std:
         mix = GaussianMixture.isotropic(MEANS, std, WEIGHTS)
-        for name, path in paths.items():
+        for name, path in PATHS.items():
             for grid in ("uniform", "data", "angle"):
                 for sampler, errs in errors(path, mix, grid, args.n).items():
                     table[std, name, grid, sampler] = errs
@@ -107,7 +115,7 @@ def main() -> None:
     print("| std | path | heun, uniform | heun (angle) | euler, uniform | euler, angle grid | heun (angle) wins |")
     print("|---|---|---|---|---|---|---|")
     for std in args.std:
-        for name in paths:
+        for name in PATHS:
             h_t, h_a = table[std, name, "uniform", "heun"][i16], table[std, name, "angle", "heun"][i16]
             e_u, e_a = table[std, name, "uniform", "euler"][i64], table[std, name, "angle", "euler"][i64]
             print(f"| {std} | {name} | {h_t:.3f} | {h_a:.3f} | {e_u:.3f} | {e_a:.3f} | "

@@ -297,7 +297,7 @@ def evaluate_images(run, n: int, seed: int = 0, device=None, batch_size: int = 4
         f_p, _ = extractor.features_and_logits(pool)
         model = frechet_per_chunk(f_s, f_r, k)
         floor = [frechet_distance(f_p[torch.randperm(pool.shape[0], generator=gen)[:k]], f_r)
-                 for _ in range(out["floor_draws"])]
+                 for _ in range(draws)]
         out["fd"], out["fd_floor"] = float(np.mean(model)), float(np.mean(floor))
         out["fd_range"], out["fd_floor_range"] = [min(model), max(model)], [min(floor), max(floor)]
         out["fd_ratio"] = out["fd"] / out["fd_floor"]

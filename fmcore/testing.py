@@ -240,6 +240,14 @@ def check_path(path: ProbabilityPath, data_scale: float = 1.0, prior_tol: float 
     check_path_dtypes(path)
 
 
+def declared(kit: object, name: str):
+    """The component a conformance subclass set as the class attribute ``name`` (error if it set none)."""
+    value = getattr(kit, name)
+    if value is None:
+        raise TypeError(f"{type(kit).__name__} must set `{name} = ...` or override make_{name}()")
+    return value
+
+
 class PathConformance:
     """Subclass with ``path = MyPath(MyPath.Options(...))`` (or override :meth:`make_path`).
 
@@ -254,9 +262,7 @@ class PathConformance:
     shapes: ClassVar[tuple[tuple[int, ...], ...]] = DEFAULT_SHAPES
 
     def make_path(self) -> ProbabilityPath:
-        if self.path is None:
-            raise TypeError(f"{type(self).__name__} must set `path = ...` or override make_path()")
-        return self.path
+        return declared(self, "path")
 
     def test_path_endpoints(self) -> None:
         check_path_endpoints(self.make_path(), self.data_scale, self.prior_tol, self.data_tol)
@@ -420,9 +426,7 @@ class ObjectiveConformance:
     shapes: ClassVar[tuple[tuple[int, ...], ...]] = DEFAULT_SHAPES
 
     def make_objective(self) -> Objective:
-        if self.objective is None:
-            raise TypeError(f"{type(self).__name__} must set `objective = ...` or override make_objective()")
-        return self.objective
+        return declared(self, "objective")
 
     def make_paths(self) -> Sequence[ProbabilityPath]:
         return self.paths or (ReferencePath(),)
@@ -577,9 +581,7 @@ class SamplerConformance:
     shapes: ClassVar[tuple[tuple[int, ...], ...]] = DEFAULT_SHAPES
 
     def make_sampler(self) -> Sampler:
-        if self.sampler is None:
-            raise TypeError(f"{type(self).__name__} must set `sampler = ...` or override make_sampler()")
-        return self.sampler
+        return declared(self, "sampler")
 
     def make_field(self) -> Field | None:
         """The field for the convergence check (None: ``exact_field()``, two blobs on ReferencePath)."""

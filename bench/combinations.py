@@ -4,8 +4,8 @@
     python bench/combinations.py --paths vp --objectives dsm ddpm --steps 500
 
 Each combination is an ordinary recipe (:func:`recipe_dict`) trained in-process with
-:func:`fmcore.training.train` into a temporary run directory, then scored like ``fm eval``
-(:func:`fmcore.evaluate.evaluate`: exact W2 between ``n`` Euler samples from the EMA weights and ``n`` fresh
+:func:`fmcore.run.training.train` into a temporary run directory, then scored like ``fm eval``
+(:func:`fmcore.run.evaluate.evaluate`: exact W2 between ``n`` Euler samples from the EMA weights and ``n`` fresh
 data points, beside the W2 between two independent data sets of size ``n``, the floor a perfect model
 would reach).
 """
@@ -48,11 +48,11 @@ def recipe_dict(path: str, objective: str, steps: int = 2000, batch_size: int = 
 
 def run_combination(path: str, objective: str, n_eval: int = 2000, **kwargs: Any) -> dict[str, Any]:
     """Train one combination and return ``fm eval``'s numbers plus the wall time."""
-    from fmcore.evaluate import evaluate
-    from fmcore.plugins import default_host
-    from fmcore.recipe import recipe_from_dict
-    from fmcore.rundir import open_run
-    from fmcore.training import train
+    from fmcore.plugins.loading import default_host
+    from fmcore.recipe.recipe import recipe_from_dict
+    from fmcore.run.evaluate import evaluate
+    from fmcore.run.rundir import open_run
+    from fmcore.run.training import train
 
     registry = default_host().registry()
     recipe = recipe_from_dict(recipe_dict(path, objective, **kwargs), registry, source=f"{path}-{objective}")

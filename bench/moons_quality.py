@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from sklearn.datasets import make_moons
 
-from fmcore.metrics import wasserstein2
-from fmcore.plugins import get_registry
-from fmcore.rundir import open_run
-from fmcore.sampling import generate
+from fmcore.plugins.loading import get_registry
+from fmcore.run.metrics import wasserstein2
+from fmcore.run.rundir import open_run
+from fmcore.run.sampling import generate
 
 
 def moons(n: int, seed: int) -> np.ndarray:

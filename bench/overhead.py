@@ -16,9 +16,9 @@ import tempfile
 import torch
 from interleave import interleaved
 
-from fmcore.plugins import get_registry
-from fmcore.recipe import recipe_from_dict
-from fmcore.training import Trainer
+from fmcore.plugins.loading import get_registry
+from fmcore.recipe.recipe import recipe_from_dict
+from fmcore.run.training import Trainer
 
 RECIPE = {
     "data": {"name": "moons"},

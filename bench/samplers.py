@@ -24,8 +24,8 @@ from fmcore_samplers.euler import Euler
 from fmcore_samplers.heun import Heun, HeunOptions
 
 from fmcore import Prediction, SamplerOptions
-from fmcore.noise import BatchNoise
-from fmcore.oracle import GaussianMixture, oracle_field
+from fmcore.core.noise import BatchNoise
+from fmcore.core.oracle import GaussianMixture, oracle_field
 
 NFES = [8, 16, 32, 64, 128]
 MEANS = torch.tensor([[3.0, 0.0], [-1.5, 2.6], [-1.5, -2.6], [0.0, 0.0]])

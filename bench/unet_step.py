@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 from interleave import interleaved
 
-from fmcore.plugins import get_registry
-from fmcore.recipe import load_recipe
-from fmcore.sampling import generate
-from fmcore.training import Trainer
+from fmcore.plugins.loading import get_registry
+from fmcore.recipe.recipe import load_recipe
+from fmcore.run.sampling import generate
+from fmcore.run.training import Trainer
 
 RECIPE = Path(__file__).resolve().parent.parent / "examples" / "recipes" / "digits.toml"
 
@@ -73,7 +73,7 @@ def training_ratio(blocks: int, steps: int) -> tuple[float, float, float]:
 
 def sampling_rate(n: int, batch: int) -> tuple[float, int]:
     """(images per second, network evaluations per image) with the recipe's sampler and a fresh network."""
-    from fmcore.build import build
+    from fmcore.recipe.build import build
 
     registry = get_registry()
     c = build(load_recipe(RECIPE, registry), registry)

@@ -2,18 +2,18 @@
 
 The public interfaces a plugin implements (:class:`ProbabilityPath`, :class:`GaussianPath`,
 :class:`Objective`, :class:`Network`, :class:`Sampler`, :class:`Dataset`), the conversion between
-parameterizations (:mod:`fmcore.prediction`) and the hook marker :data:`hookimpl`.
+parameterizations (:mod:`fmcore.core.prediction`) and the hook marker :data:`hookimpl`.
 """
 
-from fmcore.dataset import ArrayDataset, Batch, Dataset
-from fmcore.errors import FmError
-from fmcore.field import Field
-from fmcore.hookspecs import hookimpl
-from fmcore.network import DataInfo, Network
-from fmcore.objective import Objective, ObjectiveOptions, RegressionObjective
-from fmcore.path import GaussianPath, PathSample, ProbabilityPath, Schedule
-from fmcore.prediction import Prediction, convert
-from fmcore.sampler import Sampler, SampleResult, SamplerOptions
+from fmcore.core.dataset import ArrayDataset, Batch, Dataset
+from fmcore.core.errors import FmError
+from fmcore.core.field import Field
+from fmcore.core.network import DataInfo, Network
+from fmcore.core.objective import Objective, ObjectiveOptions, RegressionObjective
+from fmcore.core.path import GaussianPath, PathSample, ProbabilityPath, Schedule
+from fmcore.core.prediction import Prediction, convert
+from fmcore.core.sampler import Sampler, SampleResult, SamplerOptions
+from fmcore.plugins.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 

@@ -1,6 +1,6 @@
 """``python -m fmcore`` is ``fm``."""
 
-from fmcore.cli import entry
+from fmcore.cli.commands import entry
 
 if __name__ == "__main__":
     entry()

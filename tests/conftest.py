@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fmcore.cli import main
-from fmcore.plugins import get_registry
+from fmcore.cli.commands import main
+from fmcore.plugins.loading import get_registry
 
 MOONS = """
 [data]

@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from fmcore.build import build
-from fmcore.errors import FmError
-from fmcore.plugins import PluginHost
-from fmcore.recipe import load_recipe
-from fmcore.registry import BUILTIN_PACKAGES
+from fmcore.core.errors import FmError
+from fmcore.plugins.loading import PluginHost
+from fmcore.plugins.registry import BUILTIN_PACKAGES
+from fmcore.recipe.build import build
+from fmcore.recipe.recipe import load_recipe
 
 PACKAGES = ["fmcore-datasets", "fmcore-paths", "fmcore-objectives", "fmcore-networks", "fmcore-samplers"]
 

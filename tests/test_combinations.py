@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from fmcore.build import build
-from fmcore.dataset import Batch
-from fmcore.plugins import default_host
-from fmcore.recipe import recipe_from_dict
-from fmcore.sampling import generate
+from fmcore.core.dataset import Batch
+from fmcore.plugins.loading import default_host
+from fmcore.recipe.build import build
+from fmcore.recipe.recipe import recipe_from_dict
+from fmcore.run.sampling import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted((ROOT / "examples" / "recipes").glob("8gaussians-*.toml"))
-FM = [sys.executable, "-c", "from fmcore.cli import entry; entry()"]
+FM = [sys.executable, "-c", "from fmcore.cli.commands import entry; entry()"]
 
 
 def load_bench():

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from fmcore import Sampler, SamplerOptions
-from fmcore.objective import Objective, RegressionObjective
-from fmcore.plugins import get_registry
-from fmcore.prediction import Prediction
+from fmcore.core.objective import Objective, RegressionObjective
+from fmcore.core.prediction import Prediction
+from fmcore.plugins.loading import get_registry
 from fmcore.testing import (
     ObjectiveConformance,
     PathConformance,

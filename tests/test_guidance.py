@@ -8,7 +8,7 @@ import torch
 from fmcore_networks.unet import UNet, UNetOptions
 
 from fmcore import DataInfo, Field, Prediction, convert
-from fmcore.sampling import balanced_labels, generate
+from fmcore.run.sampling import balanced_labels, generate
 
 PATHS = ("condot", "vp", "ve")
 KINDS = list(Prediction)

@@ -12,15 +12,15 @@ from fmcore_datasets.image_folder import ImageFolder, ImageFolderOptions
 from PIL import Image
 from torch import nn
 
-from fmcore import features
-from fmcore.features import (
+from fmcore.core import features
+from fmcore.core.features import (
     CachedClassifier,
     ClassifierRecipe,
     frechet_distance,
     frechet_per_chunk,
     nearest_distances,
 )
-from fmcore.plotting import class_grid
+from fmcore.run.plotting import class_grid
 
 
 # -- digits -------------------------------------------------------------------------------------------

@@ -11,11 +11,11 @@ from fmcore_paths.condot import CondOTOptions, CondOTPath
 from fmcore_paths.ve import VEOptions, VEPath
 from fmcore_paths.vp import VPOptions, VPPath
 
-from fmcore.dataset import Batch
-from fmcore.objective import ObjectiveOptions, posterior_data_noise
-from fmcore.options import OptionValueError
-from fmcore.prediction import Prediction, from_data_noise
-from fmcore.timesampling import sample_times
+from fmcore.core.dataset import Batch
+from fmcore.core.objective import ObjectiveOptions, posterior_data_noise
+from fmcore.core.options import OptionValueError
+from fmcore.core.prediction import Prediction, from_data_noise
+from fmcore.core.timesampling import sample_times
 
 PATHS = {
     "condot": lambda: CondOTPath(CondOTOptions()),
@@ -236,8 +236,8 @@ def test_stable_target_of_a_conditional_model_averages_only_within_the_class():
     """With labels, sample i's posterior runs over the batch points of its own class (or over all points when
     its label was dropped to the null label): mixing classes would pull the conditional target towards the
     unconditional one."""
-    from fmcore.objective import posterior_data_noise, same_condition
-    from fmcore.plugins import get_registry
+    from fmcore.core.objective import posterior_data_noise, same_condition
+    from fmcore.plugins.loading import get_registry
 
     path = get_registry().get("path", "condot").cls(get_registry().get("path", "condot").options_class())
     g = torch.Generator().manual_seed(0)
@@ -261,7 +261,7 @@ def test_time_range_is_cached_per_path_even_for_unhashable_paths():
     import attrs as _attrs
 
     from fmcore import GaussianPath
-    from fmcore.plugins import get_registry
+    from fmcore.plugins.loading import get_registry
 
     @_attrs.define
     class Linear(GaussianPath):

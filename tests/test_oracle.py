@@ -13,8 +13,8 @@ from fmcore_paths.ve import VEOptions, VEPath
 from fmcore_paths.vp import VPOptions, VPPath
 
 from fmcore import ArrayDataset, DataInfo, Field, Prediction
-from fmcore.oracle import GaussianMixture, Oracle, oracle_field, oracle_time_range
-from fmcore.sde import reverse_diffusion_sq
+from fmcore.core.oracle import GaussianMixture, Oracle, oracle_field, oracle_time_range
+from fmcore.core.sde import reverse_diffusion_sq
 
 PATHS = {"condot": CondOTPath(CondOTOptions()), "vp": VPPath(VPOptions()), "ve": VEPath(VEOptions())}
 MIX = GaussianMixture.isotropic(torch.tensor([[3.0, 0.0], [-1.5, 2.6], [-1.5, -2.6], [0.0, 0.0]]), 0.5,
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def log_density(mix: GaussianMixture, path, x: torch.Tensor, t: float) -> torch.Tensor:
-    """log p_t(x) of the marginal mixture, written independently of fmcore.oracle."""
+    """log p_t(x) of the marginal mixture, written independently of fmcore.core.oracle."""
     s = path.endpoint(t)
     var = s.alpha**2 * mix.stds**2 + s.beta**2
     d = x.shape[1]

@@ -10,10 +10,10 @@ from fmcore_paths.condot import CondOTOptions, CondOTPath
 from fmcore_paths.ve import VEOptions, VEPath
 from fmcore_paths.vp import VPOptions, VPPath
 
-from fmcore.field import safe_time_range, singular_ends
-from fmcore.options import OptionValueError
-from fmcore.path import GaussianPath
-from fmcore.prediction import Prediction
+from fmcore.core.field import safe_time_range, singular_ends
+from fmcore.core.options import OptionValueError
+from fmcore.core.path import GaussianPath
+from fmcore.core.prediction import Prediction
 
 F64 = torch.float64
 

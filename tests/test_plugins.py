@@ -17,11 +17,11 @@ import attrs
 import pytest
 import torch
 
-import fmcore.plugins
+import fmcore.plugins.loading
 from fmcore import GaussianPath, hookimpl
-from fmcore.errors import FmError
-from fmcore.plugins import STRICT_ENV, PluginHost
-from fmcore.registry import DuplicateComponentError
+from fmcore.core.errors import FmError
+from fmcore.plugins.loading import STRICT_ENV, PluginHost
+from fmcore.plugins.registry import DuplicateComponentError
 from fmcore.testing import fake_install
 
 
@@ -227,7 +227,7 @@ def site(tmp_path, monkeypatch):
     site = tmp_path / "site"
     site.mkdir()
     monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setattr(fmcore.plugins, "_default_host", None)
+    monkeypatch.setattr(fmcore.plugins.loading, "_default_host", None)
     before = set(sys.modules)
 
     def install(distribution: str, entry_points: dict[str, str], files: dict[str, str]) -> None:
@@ -281,7 +281,7 @@ def test_cli_with_a_broken_plugin(site, fm, write_recipe, tmp_path, monkeypatch)
     assert warnings == ["warning: broken fmcore plugins skipped: broken (brokenplug); run `fm plugins` for details"]
 
     monkeypatch.setenv(STRICT_ENV, "1")
-    monkeypatch.setattr(fmcore.plugins, "_default_host", None)
+    monkeypatch.setattr(fmcore.plugins.loading, "_default_host", None)
     code, out, err = fm("recipe", "check", recipe)
     assert code == 2
     assert err.startswith(f"error: {STRICT_ENV} is set and some plugins are broken: broken (brokenplug): import of "
@@ -307,13 +307,13 @@ def test_fm_subprocess_sees_a_plugin_installed_on_pythonpath(tmp_path):
     env.pop(STRICT_ENV, None)
     code = textwrap.dedent(f"""
         import sys
-        from fmcore.cli import main
+        from fmcore.cli.commands import main
         sys.argv = ["fm", "plugins"]
         code = main(["plugins"])
         import os
         os.environ[{STRICT_ENV!r}] = "1"
-        import fmcore.plugins
-        fmcore.plugins._default_host = None
+        import fmcore.plugins.loading
+        fmcore.plugins.loading._default_host = None
         sys.exit(code * 10 + main(["plugins"]))
     """)
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)

@@ -1,4 +1,4 @@
-"""fmcore.prediction: the one conversion between velocity, score, noise and data predictions, on every path."""
+"""fmcore.core.prediction: the one conversion between velocity, score, noise and data predictions, on every path."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from fmcore_paths.ve import VEOptions, VEPath
 from fmcore_paths.vp import VPOptions, VPPath
 from fmcore_samplers.euler import Euler
 
-from fmcore.field import Field
-from fmcore.noise import BatchNoise
-from fmcore.path import GaussianPath
-from fmcore.prediction import Prediction, convert, from_data_noise, to_data_noise
-from fmcore.sampler import SamplerOptions
+from fmcore.core.field import Field
+from fmcore.core.noise import BatchNoise
+from fmcore.core.path import GaussianPath
+from fmcore.core.prediction import Prediction, convert, from_data_noise, to_data_noise
+from fmcore.core.sampler import SamplerOptions
 
 F64 = torch.float64
 KINDS = list(Prediction)

@@ -16,10 +16,10 @@ from fmcore_samplers.langevin import AnnealedLangevin, AnnealedLangevinOptions
 from fmcore_samplers.pc import PCOptions, PredictorCorrector
 
 from fmcore import Field, Prediction, SamplerOptions
-from fmcore.metrics import wasserstein2
-from fmcore.noise import BatchNoise
-from fmcore.oracle import GaussianMixture, Oracle, oracle_field
-from fmcore.sampling import generate
+from fmcore.core.noise import BatchNoise
+from fmcore.core.oracle import GaussianMixture, Oracle, oracle_field
+from fmcore.run.metrics import wasserstein2
+from fmcore.run.sampling import generate
 
 PATHS = {"condot": CondOTPath(CondOTOptions()), "vp": VPPath(VPOptions()), "ve": VEPath(VEOptions())}
 MIX = GaussianMixture.isotropic(torch.tensor([[3.0, 0.0], [-1.5, 2.6], [-1.5, -2.6], [0.0, 0.0]]), 0.5,
@@ -103,8 +103,8 @@ def test_heun_in_angle_variables(name):
 
 
 def test_angle_grid_is_uniform_in_theta():
-    from fmcore.angle import path_angle
-    from fmcore.sampler import time_grid
+    from fmcore.core.angle import path_angle
+    from fmcore.core.sampler import time_grid
 
     for name, path in PATHS.items():
         lo, hi = oracle_field(MIX, path, Prediction.VELOCITY, 1e-3).time_range

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from fmcore.errors import FmError
-from fmcore.oracle import write_oracle_run
+from fmcore.core.errors import FmError
+from fmcore.core.oracle import write_oracle_run
 
 ORACLE = """
 [data]

@@ -8,9 +8,9 @@ import tomllib
 import attrs
 import pytest
 
-from fmcore.recipe import converter, load_recipe
-from fmcore.registry import KINDS, RECIPE_KINDS
-from fmcore.train_options import TrainOptions
+from fmcore.plugins.registry import KINDS, RECIPE_KINDS
+from fmcore.recipe.recipe import converter, load_recipe
+from fmcore.recipe.train_options import TrainOptions
 
 
 def _expected_rows(cls: type) -> list[dict]:

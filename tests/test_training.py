@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from fmcore import checkpoint as ckpt
-from fmcore.ema import EMA
-from fmcore.recipe import load_recipe
-from fmcore.train_options import TrainOptions
-from fmcore.training import lr_factor, train
+from fmcore.recipe.recipe import load_recipe
+from fmcore.recipe.train_options import TrainOptions
+from fmcore.run import checkpoint as ckpt
+from fmcore.run.ema import EMA
+from fmcore.run.training import lr_factor, train
 from tests.conftest import MOONS
 
 FM = [sys.executable, "-m", "fmcore"]
@@ -178,4 +178,4 @@ def test_network_without_parameters_is_refused(tmp_path, write_recipe, fm):
     text = MOONS.replace('name = "moons"', 'name = "8gaussians"').replace('name = "mlp"\nhidden = [32, 32]',
                                                                         'name = "oracle"')
     code, _, err = fm("train", write_recipe(text), "--run-dir", tmp_path / "run")
-    assert code == 2 and "[network] oracle has no trainable parameters" in err and "fmcore.oracle" in err
+    assert code == 2 and "[network] oracle has no trainable parameters" in err and "fm oracle" in err

@@ -9,7 +9,7 @@ Block format, read by :func:`steps`:
 * any other block is illustration only.
 
 The fast variant runs in-process: ``pip install [-e] ./DIR`` becomes a fake install (a dist-info made from
-``DIR/pyproject.toml`` on ``sys.path``), ``fm ...`` calls :func:`fmcore.cli.main` (``fm train`` gets
+``DIR/pyproject.toml`` on ``sys.path``), ``fm ...`` calls :func:`fmcore.cli.commands.main` (``fm train`` gets
 ``--set train.steps=5`` appended), and ``pytest ...`` calls :func:`pytest.main`. The slow variant makes a
 fresh virtual environment with fmcore and its built-in plugins and runs every command in bash, unchanged.
 """
@@ -29,8 +29,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import fmcore.plugins
-from fmcore.cli import main
+import fmcore.plugins.loading
+from fmcore.cli.commands import main
 from fmcore.testing import fake_install
 
 ROOT = Path(__file__).parents[1]
@@ -83,8 +83,8 @@ def test_tutorial_fast(name, tmp_path, monkeypatch, capsys):
     work.mkdir()
     monkeypatch.chdir(work)
     monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setattr(fmcore.plugins, "_default_host", None)
-    monkeypatch.delenv(fmcore.plugins.STRICT_ENV, raising=False)
+    monkeypatch.setattr(fmcore.plugins.loading, "_default_host", None)
+    monkeypatch.delenv(fmcore.plugins.loading.STRICT_ENV, raising=False)
     modules_before = set(sys.modules)
     outputs = {}
     threads = torch.get_num_threads()
@@ -102,7 +102,7 @@ def test_tutorial_fast(name, tmp_path, monkeypatch, capsys):
                 fake_install(site, meta["name"], meta["entry-points"]["fmcore"], version=meta["version"])
                 monkeypatch.syspath_prepend(str(project))
                 importlib.invalidate_caches()
-                monkeypatch.setattr(fmcore.plugins, "_default_host", None)
+                monkeypatch.setattr(fmcore.plugins.loading, "_default_host", None)
                 continue
             if argv[0] == "fm":
                 args = argv[1:] + (["--set", "train.steps=5", "--set", "train.log_every=5"] if argv[1] == "train"
@@ -134,7 +134,7 @@ def _fresh_venv(path: Path) -> dict[str, str]:
     for plugin in sorted((ROOT / "plugins").iterdir()):
         packages += ["-e", str(plugin)]
     subprocess.run([str(path / "bin" / "pip"), "install", "-q", *packages], check=True)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", fmcore.plugins.STRICT_ENV)}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", fmcore.plugins.loading.STRICT_ENV)}
     env["PATH"] = f"{path / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(path)
     return env

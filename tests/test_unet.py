@@ -9,9 +9,9 @@ import torch
 from fmcore_networks.unet import UNet, UNetOptions
 
 from fmcore import DataInfo
-from fmcore.build import build
-from fmcore.recipe import recipe_from_dict
-from fmcore.sampling import balanced_labels, generate
+from fmcore.recipe.build import build
+from fmcore.recipe.recipe import recipe_from_dict
+from fmcore.run.sampling import balanced_labels, generate
 
 TINY = {"name": "unet", "channels": 8, "channel_mult": [1, 2], "blocks_per_level": 1, "attention_levels": [1]}
 

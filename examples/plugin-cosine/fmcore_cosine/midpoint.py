@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from fmcore import Field, Sampler, SamplerOptions
-from fmcore.noise import BatchNoise
+from fmcore.core.noise import BatchNoise
 
 
 class Midpoint(Sampler):

@@ -13,9 +13,9 @@ import pytest
 import torch
 from fmcore_cosine import CosineOptions, CosinePath, Midpoint
 
-from fmcore.cli import main
-from fmcore.plugins import get_registry
-from fmcore.sampling import generate
+from fmcore.cli.commands import main
+from fmcore.plugins.loading import get_registry
+from fmcore.run.sampling import generate
 from fmcore.testing import ObjectiveConformance, PathConformance, SamplerConformance, exact_field
 
 RECIPE = Path(__file__).parents[1] / "recipes" / "moons-cosine.toml"

@@ -11,7 +11,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file
 
 from fmcore import ArrayDataset
-from fmcore.options import help_field
+from fmcore.core.options import help_field
 
 SUFFIXES = (".npy", ".safetensors")
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from fmcore import ArrayDataset, Batch
-from fmcore.options import OptionValueError, help_field, positive
+from fmcore.core.options import OptionValueError, help_field, positive
 
 
 def _channels(_inst, attribute: attrs.Attribute, value: int) -> None:

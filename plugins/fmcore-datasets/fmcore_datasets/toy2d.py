@@ -17,7 +17,7 @@ from sklearn.datasets import make_circles, make_moons
 from torch import Tensor
 
 from fmcore import Batch, DataInfo, Dataset
-from fmcore.options import help_field, non_negative
+from fmcore.core.options import help_field, non_negative
 
 
 @attrs.define(kw_only=True)
@@ -76,7 +76,7 @@ class EightGaussians(Toy2D):
 
     def mixture(self):
         """The exact law: 8 equally weighted N(5 (cos 2 pi k/8, sin 2 pi k/8), 0.1 I)."""
-        from fmcore.oracle import GaussianMixture
+        from fmcore.core.oracle import GaussianMixture
 
         angle = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
         return GaussianMixture.isotropic(5.0 * torch.stack([angle.cos(), angle.sin()], dim=1), math.sqrt(0.1))

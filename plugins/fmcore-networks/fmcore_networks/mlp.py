@@ -7,8 +7,8 @@ import torch
 from torch import Tensor, nn
 
 from fmcore import DataInfo, Network
-from fmcore.network import ACTIVATIONS, SinusoidalTimeEmbedding
-from fmcore.options import help_field, one_of, positive, positive_ints
+from fmcore.core.network import ACTIVATIONS, SinusoidalTimeEmbedding
+from fmcore.core.options import help_field, one_of, positive, positive_ints
 
 
 @attrs.define(kw_only=True)

@@ -9,9 +9,9 @@ import torch
 from torch import Tensor
 
 from fmcore import DataInfo, Dataset, FmError, Network, Prediction, ProbabilityPath
-from fmcore.dataset import ArrayDataset
-from fmcore.options import help_field, positive
-from fmcore.oracle import GaussianMixture, Oracle
+from fmcore.core.dataset import ArrayDataset
+from fmcore.core.options import help_field, positive
+from fmcore.core.oracle import GaussianMixture, Oracle
 
 
 @attrs.define(kw_only=True)
@@ -52,5 +52,5 @@ class OracleNetwork(Network):
     def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
         if self.oracle is None:
             raise FmError("the oracle network is not bound to a data set and path: call "
-                          "fmcore.oracle.bind_network(components) first (fm sample and fm eval do)")
+                          "fmcore.core.oracle.bind_network(components) first (fm sample and fm eval do)")
         return self.oracle(x, t)

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fmcore import DataInfo, Network
-from fmcore.network import SinusoidalTimeEmbedding
-from fmcore.options import OptionValueError, help_field, in_range, positive, positive_ints
+from fmcore.core.network import SinusoidalTimeEmbedding
+from fmcore.core.options import OptionValueError, help_field, in_range, positive, positive_ints
 
 
 def _levels(_inst, attribute: attrs.Attribute, value: list[int]) -> None:

@@ -10,7 +10,7 @@ import attrs
 from torch import Tensor
 
 from fmcore import ObjectiveOptions, Prediction, RegressionObjective, Schedule
-from fmcore.options import help_field, in_range, one_of
+from fmcore.core.options import help_field, in_range, one_of
 
 
 class CFM(RegressionObjective):

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from fmcore import GaussianPath
-from fmcore.options import help_field, in_range
+from fmcore.core.options import help_field, in_range
 
 
 @attrs.define(kw_only=True)

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from fmcore import GaussianPath
-from fmcore.options import OptionValueError, help_field, positive
+from fmcore.core.options import OptionValueError, help_field, positive
 
 
 @attrs.define(kw_only=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from torch import Tensor
 
 from fmcore import Field, Sampler, SamplerOptions
-from fmcore.noise import BatchNoise
-from fmcore.sde import euler_step
+from fmcore.core.noise import BatchNoise
+from fmcore.core.sde import euler_step
 
 
 class Euler(Sampler):

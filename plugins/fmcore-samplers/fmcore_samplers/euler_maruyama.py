@@ -6,8 +6,8 @@ import attrs
 from torch import Tensor
 
 from fmcore import Field, Sampler, SamplerOptions
-from fmcore.noise import BatchNoise
-from fmcore.sde import DiffusionOptions, euler_maruyama_step, gaussian_path
+from fmcore.core.noise import BatchNoise
+from fmcore.core.sde import DiffusionOptions, euler_maruyama_step, gaussian_path
 
 
 @attrs.define(kw_only=True)

@@ -6,11 +6,11 @@ import attrs
 from torch import Tensor
 
 from fmcore import Field, FmError, GaussianPath, Sampler, SamplerOptions
-from fmcore.angle import angle_euler_step, angle_heun_step
-from fmcore.noise import BatchNoise
-from fmcore.options import help_field, one_of
-from fmcore.sampler import SampleResult
-from fmcore.sde import euler_step
+from fmcore.core.angle import angle_euler_step, angle_heun_step
+from fmcore.core.noise import BatchNoise
+from fmcore.core.options import help_field, one_of
+from fmcore.core.sampler import SampleResult
+from fmcore.core.sde import euler_step
 
 VARIABLES = ("t", "angle")
 
@@ -28,7 +28,7 @@ class Heun(Sampler):
     """Heun ODE step (order 2, 2 evaluations).
 
     ``variable = 't'``: ``x' = x + h u(x, t)``; ``x_{n+1} = x + h/2 (u(x, t) + u(x', t + h))``.
-    ``variable = 'angle'``: the same rule on ``x~ = x / nu`` over ``theta`` (:func:`fmcore.angle.angle_heun_step`).
+    ``variable = 'angle'``: the same rule on ``x~ = x / nu`` over ``theta`` (:func:`fmcore.core.angle.angle_heun_step`).
     """
 
     Options = HeunOptions

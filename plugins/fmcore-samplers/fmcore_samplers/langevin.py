@@ -7,10 +7,10 @@ import torch
 from torch import Tensor
 
 from fmcore import Field, Sampler, SamplerOptions
-from fmcore.noise import BatchNoise
-from fmcore.options import help_field, non_negative, positive
-from fmcore.sde import LangevinOptions, langevin, score_time_range
-from fmcore.tensors import as_time
+from fmcore.core.noise import BatchNoise
+from fmcore.core.options import help_field, non_negative, positive
+from fmcore.core.sde import LangevinOptions, langevin, score_time_range
+from fmcore.core.tensors import as_time
 
 
 @attrs.define(kw_only=True)

@@ -6,9 +6,9 @@ import attrs
 from torch import Tensor
 
 from fmcore import Field, Sampler, SamplerOptions
-from fmcore.noise import BatchNoise
-from fmcore.options import help_field, non_negative, one_of
-from fmcore.sde import DiffusionOptions, LangevinOptions, gaussian_path, langevin
+from fmcore.core.noise import BatchNoise
+from fmcore.core.options import help_field, non_negative, one_of
+from fmcore.core.sde import DiffusionOptions, LangevinOptions, gaussian_path, langevin
 from fmcore_samplers.euler import Euler
 from fmcore_samplers.euler_maruyama import EulerMaruyama, EulerMaruyamaOptions
 from fmcore_samplers.heun import Heun, HeunOptions

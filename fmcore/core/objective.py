@@ -5,7 +5,7 @@ Every regression objective here has the form (DESIGN section 3)
     L = E_{t, z, eps} [ lambda(t) || f_theta(x_t, t) - target ||^2 ],   x_t = alpha_t z + beta_t eps,
 
 where ``target`` is the exact conditional prediction of the objective's kind (velocity, score, noise or
-data) computed once by :func:`fmcore.prediction.from_data_noise`. With ``target = "stable"`` the pair
+data) computed once by :func:`fmcore.core.prediction.from_data_noise`. With ``target = "stable"`` the pair
 ``(z, eps)`` is replaced by its posterior mean over the batch's data points (the stable target field of
 Xu et al. 2023), which has the same minimiser and lower variance.
 """
@@ -19,12 +19,12 @@ import attrs
 import torch
 from torch import Tensor
 
-from fmcore.dataset import Batch
-from fmcore.field import safe_time_range, singular_ends
-from fmcore.options import help_field, in_range, non_negative, one_of
-from fmcore.path import GaussianPath, PathSample, ProbabilityPath, Schedule
-from fmcore.prediction import Prediction, from_data_noise
-from fmcore.timesampling import TIME_SAMPLINGS, sample_times
+from fmcore.core.dataset import Batch
+from fmcore.core.field import safe_time_range, singular_ends
+from fmcore.core.options import help_field, in_range, non_negative, one_of
+from fmcore.core.path import GaussianPath, PathSample, ProbabilityPath, Schedule
+from fmcore.core.prediction import Prediction, from_data_noise
+from fmcore.core.timesampling import TIME_SAMPLINGS, sample_times
 
 
 @attrs.define(kw_only=True)

@@ -254,9 +254,9 @@ def evaluate_images(run, n: int, seed: int = 0, device=None, batch_size: int = 4
     The reference set is the data set's held-out images (``dataset.held_out``) when it has them, else one half
     of the training images; the floor compares the same number of other training images to it.
     """
-    from fmcore.errors import FmError
-    from fmcore.plugins import get_registry
-    from fmcore.sampling import balanced_labels, generate
+    from fmcore.core.errors import FmError
+    from fmcore.plugins.loading import get_registry
+    from fmcore.run.sampling import balanced_labels, generate
 
     c = run.components
     registry = registry or get_registry()
@@ -316,7 +316,7 @@ def evaluate_images(run, n: int, seed: int = 0, device=None, batch_size: int = 4
 
 
 def _missing(registry, name: str) -> str:
-    from fmcore.errors import did_you_mean, listing
+    from fmcore.core.errors import did_you_mean, listing
 
     names = registry.names("feature")
     return (f"no feature network {name!r}{did_you_mean(name, names)}; installed: {listing(names)}. A plugin "

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fmcore.errors import FmError
-from fmcore.plugins import default_host
-from fmcore.registry import KINDS
+from fmcore.core.errors import FmError
+from fmcore.plugins.loading import default_host
+from fmcore.plugins.registry import KINDS
 
 
 def _registry():
@@ -39,9 +39,9 @@ def _positive_int(text: str) -> int:
 
 # -- commands ----------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
-    from fmcore.recipe import load_recipe
-    from fmcore.rundir import RECIPE
-    from fmcore.training import train
+    from fmcore.recipe.recipe import load_recipe
+    from fmcore.run.rundir import RECIPE
+    from fmcore.run.training import train
 
     registry = _registry()
     if args.resume:
@@ -66,10 +66,10 @@ def cmd_train(args) -> int:
 def cmd_sample(args) -> int:
     from tqdm.auto import tqdm
 
-    from fmcore import plotting
-    from fmcore.oracle import bind_network
-    from fmcore.rundir import default_device, open_run
-    from fmcore.sampling import balanced_labels, generate, parse_classes
+    from fmcore.core.oracle import bind_network
+    from fmcore.run import plotting
+    from fmcore.run.rundir import default_device, open_run
+    from fmcore.run.sampling import balanced_labels, generate, parse_classes
 
     for override in args.set:
         if not override.startswith("sampler."):
@@ -118,8 +118,8 @@ def cmd_sample(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from fmcore.evaluate import evaluate
-    from fmcore.rundir import default_device, open_run
+    from fmcore.run.evaluate import evaluate
+    from fmcore.run.rundir import default_device, open_run
 
     run = open_run(args.run_dir, _registry(), ema=not args.no_ema)
     device = torch.device(args.device) if args.device else default_device()
@@ -128,7 +128,7 @@ def cmd_eval(args) -> int:
         print(json.dumps(result, indent=2))
         return 0
     if "nn_ratio" in result:
-        from fmcore.features import print_image_report
+        from fmcore.core.features import print_image_report
 
         print_image_report(result, f"{run.directory} ({run.weights.name}, sampler {run.recipe.sampler.name})")
         return 0
@@ -169,12 +169,12 @@ def cmd_plugins(args) -> int:
 
 
 def cmd_recipe(args) -> int:
-    from fmcore.build import build
-    from fmcore.recipe import load_recipe
+    from fmcore.recipe.build import build
+    from fmcore.recipe.recipe import load_recipe
 
     registry = _registry()
     if args.recipe_command == "schema":
-        from fmcore.schema import print_schema
+        from fmcore.recipe.schema import print_schema
 
         print_schema(registry, args.kind, args.name, as_json=args.json)
         return 0

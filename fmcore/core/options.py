@@ -54,7 +54,7 @@ def one_of(choices: Collection[str]):
 
     def check(_inst: Any, attribute: attrs.Attribute, value: str) -> None:
         if value not in choices:
-            from fmcore.errors import did_you_mean
+            from fmcore.core.errors import did_you_mean
 
             _fail(attribute, value, f"one of {', '.join(repr(c) for c in choices)}{did_you_mean(value, choices)}")
 

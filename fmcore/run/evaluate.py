@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from fmcore.metrics import energy_distance, wasserstein2
-from fmcore.oracle import bind_network
-from fmcore.rundir import Run
-from fmcore.sampling import generate
+from fmcore.core.oracle import bind_network
+from fmcore.run.metrics import energy_distance, wasserstein2
+from fmcore.run.rundir import Run
+from fmcore.run.sampling import generate
 
 MAX_EXACT_W2 = 5000
 
@@ -17,12 +17,12 @@ def evaluate(run: Run, n: int, seed: int = 0, device=None, batch_size: int = 409
     """W2 and energy distance of ``n`` model samples to ``n`` fresh data points, and the same between two
     independent data sets of size ``n`` (the sampling floor: what a perfect model would score, roughly).
 
-    Image data ([C, H, W]) is evaluated by :func:`fmcore.features.evaluate_images` instead (Fréchet distance
+    Image data ([C, H, W]) is evaluated by :func:`fmcore.core.features.evaluate_images` instead (Fréchet distance
     in a feature network's space, classifier accuracy, memorisation signal); ``guidance`` and ``features``
     apply there."""
     c = run.components
     if len(c.dataset.info.shape) == 3:
-        from fmcore.features import evaluate_images
+        from fmcore.core.features import evaluate_images
 
         return evaluate_images(run, n, seed, device, batch_size, guidance=guidance, features=features)
     bind_network(c)

@@ -7,10 +7,10 @@ from typing import Any
 
 import attrs
 
-from fmcore.errors import FmError, did_you_mean
-from fmcore.recipe import converter
-from fmcore.registry import KINDS, RECIPE_KINDS, Registry
-from fmcore.train_options import TrainOptions
+from fmcore.core.errors import FmError, did_you_mean
+from fmcore.plugins.registry import KINDS, RECIPE_KINDS, Registry
+from fmcore.recipe.recipe import converter
+from fmcore.recipe.train_options import TrainOptions
 
 
 def _type_name(tp: Any) -> str:

@@ -20,16 +20,16 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
-from fmcore import checkpoint as ckpt
-from fmcore import plotting, rundir
-from fmcore.build import Components, build
-from fmcore.ema import EMA
-from fmcore.errors import FmError, NonFiniteLossError
-from fmcore.network import count_parameters
-from fmcore.recipe import Recipe
-from fmcore.registry import Registry
-from fmcore.sampling import balanced_labels, generate
-from fmcore.train_options import TrainOptions
+from fmcore.core.errors import FmError, NonFiniteLossError
+from fmcore.core.network import count_parameters
+from fmcore.plugins.registry import Registry
+from fmcore.recipe.build import Components, build
+from fmcore.recipe.recipe import Recipe
+from fmcore.recipe.train_options import TrainOptions
+from fmcore.run import checkpoint as ckpt
+from fmcore.run import plotting, rundir
+from fmcore.run.ema import EMA
+from fmcore.run.sampling import balanced_labels, generate
 
 PREVIEW_SAMPLES = 2000
 
@@ -105,7 +105,7 @@ class Trainer:
         set_seed(self.o.seed, device_specific=True)  # then a distinct data stream per process
         if count_parameters(self.c.network) == 0:
             raise FmError(f"[network] {recipe.network.name} has no trainable parameters, so there is nothing to "
-                          "train; sample from it directly (for the oracle: python -m fmcore.oracle RECIPE RUN_DIR, "
+                          "train; sample from it directly (for the oracle: fm oracle RECIPE --run-dir DIR, "
                           "then fm sample RUN_DIR)")
         self.device = self.acc.device
         model = self.c.network.to(self.device)

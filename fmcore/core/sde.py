@@ -21,12 +21,12 @@ import attrs
 import torch
 from torch import Tensor
 
-from fmcore.errors import FmError
-from fmcore.field import Field
-from fmcore.noise import BLOCK, BatchNoise
-from fmcore.options import help_field, non_negative, one_of
-from fmcore.path import GaussianPath, Schedule
-from fmcore.tensors import as_time
+from fmcore.core.errors import FmError
+from fmcore.core.field import Field
+from fmcore.core.noise import BLOCK, BatchNoise
+from fmcore.core.options import help_field, non_negative, one_of
+from fmcore.core.path import GaussianPath, Schedule
+from fmcore.core.tensors import as_time
 
 DIFFUSIONS = ("path", "constant", "zero")
 LANGEVIN_RULES = ("noise", "snr")
@@ -128,7 +128,7 @@ class LangevinOptions:
 
 
 def block_mean_norm(v: Tensor) -> Tensor:
-    """Mean per-sample norm ``|v_i|`` over each sample's noise block (:data:`fmcore.noise.BLOCK` consecutive
+    """Mean per-sample norm ``|v_i|`` over each sample's noise block (:data:`fmcore.core.noise.BLOCK` consecutive
     samples; batches start on block boundaries, so this never depends on how a run is split into batches).
     Shape [N, 1, ..., 1]."""
     norms = v.flatten(1).norm(dim=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from fmcore.options import OptionValueError, help_field, in_range, non_negative, one_of, positive
+from fmcore.core.options import OptionValueError, help_field, in_range, non_negative, one_of, positive
 
 MIXED_PRECISION = ("no", "bf16", "fp16")
 

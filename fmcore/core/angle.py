@@ -17,9 +17,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from fmcore.field import Field
-from fmcore.path import GaussianPath, ProbabilityPath
-from fmcore.tensors import as_time
+from fmcore.core.field import Field
+from fmcore.core.path import GaussianPath, ProbabilityPath
+from fmcore.core.tensors import as_time
 
 #: Bisection steps when inverting theta(t): 2^-60 of the interval is below float64 resolution on [0, 1].
 BISECTION_STEPS = 60

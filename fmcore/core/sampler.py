@@ -1,4 +1,4 @@
-"""Samplers: integrate a :class:`~fmcore.field.Field` from the prior (t = t_lo) to the data (t = t_hi).
+"""Samplers: integrate a :class:`~fmcore.core.field.Field` from the prior (t = t_lo) to the data (t = t_hi).
 
 A sampler implements :meth:`Sampler.step` from ``t`` to ``t_next``; the base class owns the time grid,
 the loop, trajectory recording and the count of network evaluations (NFE). Times are 0-d tensors on
@@ -14,11 +14,11 @@ import attrs
 import torch
 from torch import Tensor
 
-from fmcore.angle import angle_times
-from fmcore.field import Field
-from fmcore.noise import BatchNoise
-from fmcore.options import help_field, non_negative, one_of, positive
-from fmcore.path import ProbabilityPath
+from fmcore.core.angle import angle_times
+from fmcore.core.field import Field
+from fmcore.core.noise import BatchNoise
+from fmcore.core.options import help_field, non_negative, one_of, positive
+from fmcore.core.path import ProbabilityPath
 
 GRIDS = ("uniform", "data", "angle")
 
@@ -55,7 +55,7 @@ def time_grid(steps: int, kind: str, t_range: tuple[float, float], rho: float = 
 
     'uniform' spaces them evenly; 'data' uses ``t = 1 - (1 - u)^rho`` on a uniform ``u``, so steps shrink
     towards the data end, where Gaussian-mixture fields are stiff; 'angle' spaces ``theta_t = atan2(beta_t,
-    alpha_t)`` of the (Gaussian) ``path`` evenly (:func:`fmcore.angle.angle_times`, computed on the host once).
+    alpha_t)`` of the (Gaussian) ``path`` evenly (:func:`fmcore.core.angle.angle_times`, computed on the host once).
     """
     if kind == "angle":
         if path is None:

@@ -15,7 +15,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from fmcore.tensors import as_time, expand_like
+from fmcore.core.tensors import as_time, expand_like
 
 
 @attrs.frozen

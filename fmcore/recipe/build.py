@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import attrs
 
-from fmcore.dataset import Dataset
-from fmcore.errors import FmError
-from fmcore.field import Field
-from fmcore.network import Network
-from fmcore.objective import Objective
-from fmcore.path import ProbabilityPath
-from fmcore.recipe import Recipe
-from fmcore.registry import Registry
-from fmcore.sampler import Sampler
+from fmcore.core.dataset import Dataset
+from fmcore.core.errors import FmError
+from fmcore.core.field import Field
+from fmcore.core.network import Network
+from fmcore.core.objective import Objective
+from fmcore.core.path import ProbabilityPath
+from fmcore.core.sampler import Sampler
+from fmcore.plugins.registry import Registry
+from fmcore.recipe.recipe import Recipe
 
 
 @attrs.frozen

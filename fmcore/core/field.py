@@ -12,9 +12,9 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from fmcore.path import GaussianPath, ProbabilityPath
-from fmcore.prediction import Prediction, convert, to_data_noise
-from fmcore.tensors import as_time
+from fmcore.core.path import GaussianPath, ProbabilityPath
+from fmcore.core.prediction import Prediction, convert, to_data_noise
+from fmcore.core.tensors import as_time
 
 
 class Predictor(Protocol):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from fmcore.field import Field
-from fmcore.noise import BLOCK, BatchNoise
-from fmcore.path import ProbabilityPath
-from fmcore.sampler import Sampler, SampleResult
+from fmcore.core.field import Field
+from fmcore.core.noise import BLOCK, BatchNoise
+from fmcore.core.path import ProbabilityPath
+from fmcore.core.sampler import Sampler, SampleResult
 
 
 @torch.no_grad()

@@ -15,9 +15,9 @@ from types import ModuleType
 import attrs
 import pluggy
 
-from fmcore import hookspecs
-from fmcore.errors import FmError, did_you_mean
-from fmcore.registry import Registry, check_component
+from fmcore.core.errors import FmError, did_you_mean
+from fmcore.plugins import hookspecs
+from fmcore.plugins.registry import Registry, check_component
 
 ENTRY_POINT_GROUP = "fmcore"
 STRICT_ENV = "FMCORE_STRICT_PLUGINS"

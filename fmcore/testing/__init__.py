@@ -36,15 +36,15 @@ import attrs
 import torch
 from torch import Tensor, nn
 
-from fmcore.dataset import Batch
-from fmcore.field import Field
-from fmcore.objective import Objective, RegressionObjective
-from fmcore.options import help_field, in_range
-from fmcore.oracle import GaussianMixture, oracle_field
-from fmcore.path import GaussianPath, ProbabilityPath
-from fmcore.prediction import Prediction
-from fmcore.sampler import Sampler
-from fmcore.sampling import generate
+from fmcore.core.dataset import Batch
+from fmcore.core.field import Field
+from fmcore.core.objective import Objective, RegressionObjective
+from fmcore.core.options import help_field, in_range
+from fmcore.core.oracle import GaussianMixture, oracle_field
+from fmcore.core.path import GaussianPath, ProbabilityPath
+from fmcore.core.prediction import Prediction
+from fmcore.core.sampler import Sampler
+from fmcore.run.sampling import generate
 
 VECTOR_SHAPE: tuple[int, ...] = (2,)
 IMAGE_SHAPE: tuple[int, ...] = (3, 4, 4)
@@ -304,7 +304,7 @@ class ReferencePath(GaussianPath):
 # -- objectives ---------------------------------------------------------------------------------------
 def exact_target(path: ProbabilityPath, prediction: Prediction, x: Tensor, z: Tensor, t: Tensor) -> Tensor:
     """The exact conditional target of ``prediction`` at ``(x, t)`` given data ``z``, from the path's own
-    conditional velocity and score (not from :func:`fmcore.prediction.from_data_noise`)."""
+    conditional velocity and score (not from :func:`fmcore.core.prediction.from_data_noise`)."""
     if prediction is Prediction.VELOCITY:
         return path.conditional_velocity(x, z, t)
     if prediction is Prediction.DATA:
@@ -463,7 +463,7 @@ def mixture_for(shape: Sequence[int] = VECTOR_SHAPE) -> GaussianMixture:
 
 
 def exact_field(shape: Sequence[int] = VECTOR_SHAPE, path: GaussianPath | None = None) -> Field:
-    """The exact velocity field (:mod:`fmcore.oracle`) of :func:`mixture_for` on ``path`` (default:
+    """The exact velocity field (:mod:`fmcore.core.oracle`) of :func:`mixture_for` on ``path`` (default:
     :class:`ReferencePath`)."""
     return oracle_field(mixture_for(shape), path or ReferencePath(), Prediction.VELOCITY)
 
@@ -498,7 +498,7 @@ def check_sampler_reproducible(sampler: Sampler, field: Field | None = None, n: 
 
 def check_sampler_shapes(sampler: Sampler, shapes: Sequence[Sequence[int]] = DEFAULT_SHAPES, n: int = 6) -> None:
     """Samples and trajectories have the right shapes and are finite; NFE is positive; float64 in, float64 out."""
-    from fmcore.noise import BatchNoise
+    from fmcore.core.noise import BatchNoise
 
     sampler = _few_steps(sampler)
     for shape in shapes:
@@ -557,7 +557,7 @@ def check_sampler_convergence(sampler: Sampler, field: Field | None = None, n: i
 
 def _is_deterministic(sampler: Sampler, field: Field, dim: int) -> bool:
     """Whether the sampler ignores its noise (same start, different noise seeds, same result)."""
-    from fmcore.noise import BatchNoise
+    from fmcore.core.noise import BatchNoise
 
     x0 = BatchNoise(0, 0, 8, (dim,), "cpu").randn()
     a = sampler.run(field, x0, BatchNoise(1, 0, 8, (dim,), "cpu")).x

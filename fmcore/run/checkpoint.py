@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from fmcore.errors import FmError
+from fmcore.core.errors import FmError
 
 PREFIX = "step_"
 TMP_PREFIX = ".tmp-"

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import attrs
 
-from fmcore.dataset import Dataset
-from fmcore.errors import FmError, did_you_mean, listing
-from fmcore.features import FeatureExtractor
-from fmcore.network import Network
-from fmcore.objective import Objective
-from fmcore.path import ProbabilityPath
-from fmcore.sampler import Sampler
+from fmcore.core.dataset import Dataset
+from fmcore.core.errors import FmError, did_you_mean, listing
+from fmcore.core.features import FeatureExtractor
+from fmcore.core.network import Network
+from fmcore.core.objective import Objective
+from fmcore.core.path import ProbabilityPath
+from fmcore.core.sampler import Sampler
 
 #: kind -> (base class, recipe table)
 KINDS: dict[str, tuple[type, str]] = {

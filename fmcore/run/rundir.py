@@ -13,11 +13,11 @@ from pathlib import Path
 import attrs
 import torch
 
-from fmcore.build import Components, build
-from fmcore.checkpoint import checkpoint_dirs, load_tensors
-from fmcore.errors import FmError
-from fmcore.recipe import Recipe, apply_overrides, read_toml, recipe_from_dict
-from fmcore.registry import Registry
+from fmcore.core.errors import FmError
+from fmcore.plugins.registry import Registry
+from fmcore.recipe.build import Components, build
+from fmcore.recipe.recipe import Recipe, apply_overrides, read_toml, recipe_from_dict
+from fmcore.run.checkpoint import checkpoint_dirs, load_tensors
 
 RECIPE = "recipe.toml"
 MODEL = "model.safetensors"

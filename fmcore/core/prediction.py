@@ -19,7 +19,7 @@ import enum
 
 from torch import Tensor
 
-from fmcore.path import Schedule
+from fmcore.core.path import Schedule
 
 
 class Prediction(enum.Enum):

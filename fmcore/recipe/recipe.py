@@ -2,7 +2,7 @@
 
 Loading resolves each ``name`` through the registry, then structures that component's own attrs options
 class with cattrs (unknown keys refused, types checked strictly). Every problem becomes an
-:class:`~fmcore.errors.FmError` naming the file, the table and key, the value and what was expected.
+:class:`~fmcore.core.errors.FmError` naming the file, the table and key, the value and what was expected.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import attrs
 import cattrs
 import tomli_w
 
-from fmcore.errors import FmError, did_you_mean, listing
-from fmcore.options import OptionValueError
-from fmcore.registry import KINDS, RECIPE_KINDS, Registry
-from fmcore.train_options import TrainOptions
+from fmcore.core.errors import FmError, did_you_mean, listing
+from fmcore.core.options import OptionValueError
+from fmcore.plugins.registry import KINDS, RECIPE_KINDS, Registry
+from fmcore.recipe.train_options import TrainOptions
 
 COMPONENT_TABLES = {table: kind for kind, (_base, table) in KINDS.items() if kind in RECIPE_KINDS}
 TABLES = (*COMPONENT_TABLES, "train")

@@ -3,7 +3,6 @@
 A plugin module (named by an entry point in the ``fmcore`` group) looks like::
 
     from fmcore import hookimpl
-
     @hookimpl
     def register_paths(register):
         register("cosine", CosinePath)

@@ -22,10 +22,10 @@ import attrs
 import torch
 from torch import Tensor
 
-from fmcore.errors import FmError
-from fmcore.field import Field, safe_time_range
-from fmcore.path import GaussianPath, ProbabilityPath
-from fmcore.prediction import Prediction
+from fmcore.core.errors import FmError
+from fmcore.core.field import Field, safe_time_range
+from fmcore.core.path import GaussianPath, ProbabilityPath
+from fmcore.core.prediction import Prediction
 
 
 @attrs.frozen
@@ -130,7 +130,7 @@ class Oracle:
 
 def oracle_time_range(mixture: GaussianMixture, path: ProbabilityPath, prediction: Prediction,
                       t_eps: float) -> tuple[float, float]:
-    """:func:`fmcore.field.safe_time_range`, also shrunk at t = 1 when the mixture has point masses and
+    """:func:`fmcore.core.field.safe_time_range`, also shrunk at t = 1 when the mixture has point masses and
     ``beta_1 = 0`` (the marginal is then a sum of deltas at t = 1: velocity and score are singular)."""
     lo, hi = safe_time_range(path, prediction, t_eps)
     if bool((mixture.stds == 0).any()) and float(path.endpoint(1.0).beta) == 0.0:
@@ -161,13 +161,13 @@ def write_oracle_run(recipe_file: str | Path, run_dir: str | Path, overrides: li
 
     Writes the resolved ``recipe.toml`` and an empty ``model.safetensors``, so that ``fm sample`` and
     ``fm eval`` work on it like on a trained run. Command line equivalent:
-    ``python -m fmcore.oracle RECIPE RUN_DIR [--set TABLE.KEY=VALUE ...]``.
+    ``python -m fmcore.core.oracle RECIPE RUN_DIR [--set TABLE.KEY=VALUE ...]``.
     """
-    from fmcore.build import build
-    from fmcore.checkpoint import save_tensors, write_text_atomic
-    from fmcore.plugins import default_host
-    from fmcore.recipe import load_recipe
-    from fmcore.rundir import MODEL, RECIPE
+    from fmcore.plugins.loading import default_host
+    from fmcore.recipe.build import build
+    from fmcore.recipe.recipe import load_recipe
+    from fmcore.run.checkpoint import save_tensors, write_text_atomic
+    from fmcore.run.rundir import MODEL, RECIPE
 
     registry = default_host().registry()
     recipe = load_recipe(recipe_file, registry, list(overrides))
@@ -188,7 +188,7 @@ def _main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    p = argparse.ArgumentParser(prog="python -m fmcore.oracle",
+    p = argparse.ArgumentParser(prog="python -m fmcore.core.oracle",
                                 description="make a run directory for a recipe with network 'oracle'")
     p.add_argument("recipe")
     p.add_argument("run_dir")

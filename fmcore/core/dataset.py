@@ -9,10 +9,10 @@ import attrs
 import torch
 from torch import Tensor
 
-from fmcore.network import DataInfo
+from fmcore.core.network import DataInfo
 
 if TYPE_CHECKING:
-    from fmcore.oracle import GaussianMixture
+    from fmcore.core.oracle import GaussianMixture
 
 
 @attrs.frozen

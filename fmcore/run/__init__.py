@@ -1,0 +1,1 @@
+"""Running: training, checkpoints and run directories, sampling, evaluation, metrics and pictures."""

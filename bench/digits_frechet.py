@@ -3,13 +3,13 @@
     python bench/digits_frechet.py RUN_DIR [--seeds 0 1 2]
 
 For a run trained on ``digits``, draws 1,797 samples per seed (as many as there are digits images) and reports,
-in the cached digits classifier's feature space (fmcore.core.features):
+in the cached digits classifier's feature space (fmcore.run.features):
 
 - unequal sizes: all 1,797 samples against all 1,797 images, beside the floor between two random halves of the
   images (898 against 899);
 - equal sizes: 898 samples against one half, beside the other half against it (the same reference and sizes);
 - ``fm eval --n 3000``'s comparison: two chunks of 1,438 samples against the 359 held-out images, beside the
-  1,438 training images against them (fmcore.core.features.evaluate_images).
+  1,438 training images against them (fmcore.run.features.evaluate_images).
 
 The Fréchet distance of finite sets is biased upwards by roughly ``tr(S) (1/n_a + 1/n_b)``, so the first comparison
 favours the model (two sets of 1,797 against two of about 900) whatever the model; only the equal-size ones say
@@ -23,8 +23,8 @@ import argparse
 import numpy as np
 import torch
 
-from fmcore.core.features import evaluate_images, frechet_distance
 from fmcore.plugins.loading import get_registry
+from fmcore.run.features import evaluate_images, frechet_distance
 from fmcore.run.rundir import open_run
 from fmcore.run.sampling import generate
 

@@ -23,7 +23,7 @@ from fmcore_paths.vp import VPOptions, VPPath
 from fmcore_samplers.euler import Euler
 from fmcore_samplers.heun import Heun, HeunOptions
 
-from fmcore import Prediction, SamplerOptions
+from fmcore import Prediction, SamplerOptions, choice
 from fmcore.core.noise import BatchNoise
 from fmcore.core.oracle import GaussianMixture, oracle_field
 
@@ -50,9 +50,9 @@ def endpoint_error(sampler, f, x0: torch.Tensor, noise: BatchNoise, ref: torch.T
 def errors(path, mix: GaussianMixture, grid: str, n: int) -> dict[str, list[float]]:
     f, x0, noise = oracle_problem(path, mix, n)
     variable = "angle" if grid == "angle" else "t"
-    ref = Heun(HeunOptions(steps=2048, grid=grid, variable=variable)).run(f, x0, noise).x
-    samplers = {"euler": lambda steps: Euler(SamplerOptions(steps=steps, grid=grid)),
-                "heun": lambda steps: Heun(HeunOptions(steps=steps, grid=grid, variable=variable))}
+    ref = Heun(HeunOptions(steps=2048, grid=choice("grid", grid), variable=variable)).run(f, x0, noise).x
+    samplers = {"euler": lambda steps: Euler(SamplerOptions(steps=steps, grid=choice("grid", grid))),
+                "heun": lambda steps: Heun(HeunOptions(steps=steps, grid=choice("grid", grid), variable=variable))}
     return {name: [endpoint_error(make(nfe // (2 if name == "heun" else 1)), f, x0, noise, ref) for nfe in NFES]
             for name, make in samplers.items()}
 
@@ -69,11 +69,12 @@ def random_mixtures(k: int, n: int) -> None:
         mix = GaussianMixture.isotropic(means, 0.5, weights / weights.sum())
         for name, path in PATHS.items():
             f, x0, noise = oracle_problem(path, mix, n)
-            ref = Heun(HeunOptions(steps=1024, grid="angle", variable="angle")).run(f, x0, noise).x
+            ref = Heun(HeunOptions(steps=1024, grid=choice("grid", "angle"), variable="angle")).run(f, x0, noise).x
+            angle = choice("grid", "angle")
             heun_t, heun_a, euler_t, euler_a = (
                 endpoint_error(s, f, x0, noise, ref)
-                for s in (Heun(HeunOptions(steps=8)), Heun(HeunOptions(steps=8, grid="angle", variable="angle")),
-                          Euler(SamplerOptions(steps=64)), Euler(SamplerOptions(steps=64, grid="angle"))))
+                for s in (Heun(HeunOptions(steps=8)), Heun(HeunOptions(steps=8, grid=angle, variable="angle")),
+                          Euler(SamplerOptions(steps=64)), Euler(SamplerOptions(steps=64, grid=angle))))
             wins[name]["heun t < euler t"] += heun_t < euler_t
             wins[name]["heun angle < euler t"] += heun_a < euler_t
             wins[name]["heun angle < euler t, angle grid"] += heun_a < euler_a

@@ -1,6 +1,6 @@
 """``python -m fmcore`` is ``fm``."""
 
-from fmcore.cli.commands import entry
+from fmcore.cli import entry
 
 if __name__ == "__main__":
     entry()

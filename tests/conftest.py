@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fmcore.cli.commands import main
+from fmcore.cli import main
 from fmcore.plugins.loading import get_registry
 
 MOONS = """

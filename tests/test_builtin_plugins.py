@@ -38,7 +38,7 @@ def test_fm_plugins_lists_every_builtin_component_with_its_package(fm):
         for name, package in names.items():
             assert listed[(kind, name)] == package
     code, out, _ = fm("plugins")
-    assert "condot           fmcore-paths 0.1.0" in out
+    assert "condot           fmcore-paths 0.2.0" in out
 
 
 @pytest.mark.parametrize("missing", PACKAGES)

@@ -22,7 +22,7 @@ from fmcore.run.sampling import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted((ROOT / "examples" / "recipes").glob("8gaussians-*.toml"))
-FM = [sys.executable, "-c", "from fmcore.cli.commands import entry; entry()"]
+FM = [sys.executable, "-c", "from fmcore.cli import entry; entry()"]
 
 
 def load_bench():
@@ -94,7 +94,8 @@ def test_check_refuses_score_objective_without_t_eps_where_beta_1_is_0(tmp_path)
     done = fm_check(recipe)
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        f"error: {recipe}: [objective] dsm cannot train on [path] condot: "
+        f"error: {recipe}: [objective] dsm (fmcore-objectives 0.2.0) cannot train on "
+        "[path] condot (fmcore-paths 0.2.0): "
         "t=0: alpha_0 = 0, so the data cannot be recovered from a noise or score prediction; "
         "t=1: beta_1 = 0, where the score is undefined and the noise is not identifiable; "
         "set [objective] t_eps > 0 (e.g. 1e-3) so that training and sampling stay t_eps away from those ends")
@@ -111,7 +112,8 @@ def test_check_refuses_ddpm_on_vp_without_t_eps(tmp_path, fm):
         """)
     code, _out, err = fm("recipe", "check", recipe)
     assert code == 2
-    assert (f"error: {recipe}: [objective] ddpm cannot train on [path] vp: t=1: beta_1 = 0, where the score is "
+    assert (f"error: {recipe}: [objective] ddpm (fmcore-objectives 0.2.0) cannot train on "
+            "[path] vp (fmcore-paths 0.2.0): t=1: beta_1 = 0, where the score is "
             "undefined and the noise is not identifiable; t=1: the path's time derivatives are infinite") in err
 
 

@@ -12,8 +12,8 @@ from fmcore_datasets.image_folder import ImageFolder, ImageFolderOptions
 from PIL import Image
 from torch import nn
 
-from fmcore.core import features
-from fmcore.core.features import (
+from fmcore.run import features
+from fmcore.run.features import (
     CachedClassifier,
     ClassifierRecipe,
     frechet_distance,

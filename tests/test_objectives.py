@@ -7,15 +7,16 @@ import math
 import pytest
 import torch
 from fmcore_objectives.objectives import CFM, DDPM, DSM, DSMOptions, ScoreOptions
+from fmcore_objectives.timedensities import LogitNormal
 from fmcore_paths.condot import CondOTOptions, CondOTPath
 from fmcore_paths.ve import VEOptions, VEPath
 from fmcore_paths.vp import VPOptions, VPPath
 
+from fmcore import Choice, UniformTimes
 from fmcore.core.dataset import Batch
 from fmcore.core.objective import ObjectiveOptions, posterior_data_noise
 from fmcore.core.options import OptionValueError
 from fmcore.core.prediction import Prediction, from_data_noise
-from fmcore.core.timesampling import sample_times
 
 PATHS = {
     "condot": lambda: CondOTPath(CondOTOptions()),
@@ -96,13 +97,11 @@ def test_cfm_target_on_condot_is_data_minus_noise():
 def test_defaults():
     assert DSMOptions().t_eps == 1e-3 and DSMOptions().weighting == "beta2"
     assert ScoreOptions().t_eps == 1e-3
-    assert ObjectiveOptions().t_eps == 0.0 and ObjectiveOptions().time_sampling == "uniform"
+    assert ObjectiveOptions().t_eps == 0.0 and ObjectiveOptions().time_sampling.cls is UniformTimes
     assert (CFM.prediction, DSM.prediction, DDPM.prediction) == (Prediction.VELOCITY, Prediction.SCORE,
                                                                  Prediction.NOISE)
     with pytest.raises(OptionValueError, match="weighting"):
         DSMOptions(weighting="sigma")
-    with pytest.raises(OptionValueError, match="time_sampling"):
-        ObjectiveOptions(time_sampling="beta")
 
 
 @pytest.mark.parametrize(
@@ -158,7 +157,7 @@ def test_zero_t_eps_is_fine_where_nothing_is_singular(obj):
 # -- time sampling ---------------------------------------------------------------------------------------
 def test_uniform_times():
     g = torch.Generator().manual_seed(0)
-    t = sample_times(100_000, "uniform", (0.1, 0.9), device="cpu", generator=g)
+    t = UniformTimes().times(100_000, (0.1, 0.9), "cpu", generator=g)
     assert float(t.min()) >= 0.1 and float(t.max()) < 0.9
     assert float(t.mean()) == pytest.approx(0.5, abs=3e-3)
     assert float(t.var()) == pytest.approx(0.8**2 / 12, rel=2e-2)
@@ -172,7 +171,7 @@ def test_logit_normal_times(m, s):
     """u = (t - lo) / (hi - lo) has logit(u) ~ N(m, s^2)."""
     g = torch.Generator().manual_seed(1)
     lo, hi = 1e-3, 1 - 1e-3
-    t = sample_times(100_000, "logit_normal", (lo, hi), device="cpu", generator=g, logit_mean=m, logit_std=s)
+    t = LogitNormal(LogitNormal.Options(mean=m, std=s)).times(100_000, (lo, hi), "cpu", generator=g)
     assert float(t.min()) >= lo and float(t.max()) <= hi
     u = ((t.double() - lo) / (hi - lo)).clamp(1e-12, 1 - 1e-12)
     logit = torch.log(u) - torch.log1p(-u)
@@ -182,16 +181,16 @@ def test_logit_normal_times(m, s):
     assert float(u.median()) == pytest.approx(1 / (1 + math.exp(-m)), abs=5e-3)
 
 
-def test_time_sampling_is_seeded_and_checked():
-    a = sample_times(10, "logit_normal", (0, 1), device="cpu", generator=torch.Generator().manual_seed(4))
-    b = sample_times(10, "logit_normal", (0, 1), device="cpu", generator=torch.Generator().manual_seed(4))
+def test_time_sampling_is_seeded():
+    density = LogitNormal(LogitNormal.Options())
+    a = density.times(10, (0, 1), "cpu", generator=torch.Generator().manual_seed(4))
+    b = density.times(10, (0, 1), "cpu", generator=torch.Generator().manual_seed(4))
     torch.testing.assert_close(a, b)
-    with pytest.raises(ValueError, match="unknown time sampling"):
-        sample_times(10, "cosine", (0, 1), device="cpu")
 
 
 def test_objective_uses_logit_normal_times():
-    objective = DDPM(ScoreOptions(time_sampling="logit_normal", logit_mean=1.0, logit_std=0.5))
+    density = Choice.of("time_density", "logit_normal", LogitNormal, mean=1.0, std=0.5)
+    objective = DDPM(ScoreOptions(time_sampling=density))
     path, net = PATHS["vp"](), Spy()
     torch.manual_seed(0)
     for _ in range(40):

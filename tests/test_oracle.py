@@ -12,9 +12,8 @@ from fmcore_paths.condot import CondOTOptions, CondOTPath
 from fmcore_paths.ve import VEOptions, VEPath
 from fmcore_paths.vp import VPOptions, VPPath
 
-from fmcore import ArrayDataset, DataInfo, Field, Prediction
+from fmcore import ArrayDataset, DataInfo, Field, Prediction, reverse_diffusion_sq
 from fmcore.core.oracle import GaussianMixture, Oracle, oracle_field, oracle_time_range
-from fmcore.core.sde import reverse_diffusion_sq
 
 PATHS = {"condot": CondOTPath(CondOTOptions()), "vp": VPPath(VPOptions()), "ve": VEPath(VEOptions())}
 MIX = GaussianMixture.isotropic(torch.tensor([[3.0, 0.0], [-1.5, 2.6], [-1.5, -2.6], [0.0, 0.0]]), 0.5,

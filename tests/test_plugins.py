@@ -307,7 +307,7 @@ def test_fm_subprocess_sees_a_plugin_installed_on_pythonpath(tmp_path):
     env.pop(STRICT_ENV, None)
     code = textwrap.dedent(f"""
         import sys
-        from fmcore.cli.commands import main
+        from fmcore.cli import main
         sys.argv = ["fm", "plugins"]
         code = main(["plugins"])
         import os

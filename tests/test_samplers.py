@@ -15,7 +15,7 @@ from fmcore_samplers.heun import Heun, HeunOptions
 from fmcore_samplers.langevin import AnnealedLangevin, AnnealedLangevinOptions
 from fmcore_samplers.pc import PCOptions, PredictorCorrector
 
-from fmcore import Field, Prediction, SamplerOptions
+from fmcore import Field, Prediction, SamplerOptions, choice
 from fmcore.core.noise import BatchNoise
 from fmcore.core.oracle import GaussianMixture, Oracle, oracle_field
 from fmcore.run.metrics import wasserstein2
@@ -32,12 +32,19 @@ W2_BOUND = 0.6
 #: Pooled standard deviation of the samples relative to the exact draws (exact-vs-exact: within 0.02).
 STD_TOL = 0.06
 
+
+
+def constant(scale: float):
+    """The constant diffusion sigma_t = scale."""
+    return choice("diffusion", "constant", scale=scale)
+
+
 SAMPLERS = {
     "euler": lambda: Euler(SamplerOptions(steps=60)),
     "heun": lambda: Heun(HeunOptions(steps=30)),
-    "em_path": lambda: EulerMaruyama(EulerMaruyamaOptions(steps=150, diffusion="path")),
-    "em_const0.5": lambda: EulerMaruyama(EulerMaruyamaOptions(steps=150, diffusion="constant", scale=0.5)),
-    "em_const1.5": lambda: EulerMaruyama(EulerMaruyamaOptions(steps=150, diffusion="constant", scale=1.5)),
+    "em_path": lambda: EulerMaruyama(EulerMaruyamaOptions(steps=150, diffusion=choice("diffusion", "path"))),
+    "em_const0.5": lambda: EulerMaruyama(EulerMaruyamaOptions(steps=150, diffusion=constant(0.5))),
+    "em_const1.5": lambda: EulerMaruyama(EulerMaruyamaOptions(steps=150, diffusion=constant(1.5))),
     "langevin": lambda: AnnealedLangevin(AnnealedLangevinOptions(steps=50, steps_per_level=5)),
     "pc": lambda: PredictorCorrector(PCOptions(steps=80)),
 }
@@ -54,10 +61,10 @@ def endpoint_errors(path, cls, opts, grid: str = "uniform", n: int = 128, mix: G
     x0 = mix.at(path, lo).sample(n, torch.Generator().manual_seed(0))
     noise = BatchNoise(0, 0, n, (2,), "cpu", torch.float64)
     variable = "angle" if grid == "angle" else "t"
-    ref = Heun(HeunOptions(steps=512, grid=grid, variable=variable)).run(f, x0, noise).x
+    ref = Heun(HeunOptions(steps=512, grid=choice("grid", grid), variable=variable)).run(f, x0, noise).x
     errs = []
     for nfe in NFES:
-        x = cls(opts(steps=nfe // cls.evals_per_step, grid=grid)).run(f, x0, noise).x
+        x = cls(opts(steps=nfe // cls.evals_per_step, grid=choice("grid", grid))).run(f, x0, noise).x
         errs.append(float((x - ref).norm(dim=1).mean()))
     return errs
 
@@ -103,17 +110,18 @@ def test_heun_in_angle_variables(name):
 
 
 def test_angle_grid_is_uniform_in_theta():
+    from fmcore_samplers.grids import AngleGrid
+
     from fmcore.core.angle import path_angle
-    from fmcore.core.sampler import time_grid
 
     for name, path in PATHS.items():
         lo, hi = oracle_field(MIX, path, Prediction.VELOCITY, 1e-3).time_range
-        t = time_grid(8, "angle", (lo, hi), path=path)
+        t = AngleGrid().times(8, (lo, hi), path)
         assert t[0] == lo and t[-1] == hi and bool((t.diff() > 0).all()), name
         steps = path_angle(path, t).diff()
         assert torch.allclose(steps, steps.mean().expand(8), rtol=1e-9), (name, steps)
-    with pytest.raises(ValueError, match="needs the path"):
-        time_grid(8, "angle", (0.0, 1.0))
+    with pytest.raises(TypeError, match="needs a Gaussian path"):
+        AngleGrid().times(8, (0.0, 1.0), object())
 
 
 @pytest.mark.slow
@@ -132,8 +140,8 @@ def test_zero_diffusion_is_euler_bitwise(name):
     f = oracle_field(MIX, PATHS[name])
     x0 = MIX.at(PATHS[name], 0.0).sample(100, torch.Generator().manual_seed(3)).float()
     euler = Euler(SamplerOptions(steps=20)).run(f, x0, BatchNoise(0, 0, 100, (2,), "cpu"), trajectory=True)
-    for o in (EulerMaruyamaOptions(steps=20, diffusion="zero"),
-              EulerMaruyamaOptions(steps=20, diffusion="constant", scale=0.0)):
+    for o in (EulerMaruyamaOptions(steps=20, diffusion=choice("diffusion", "zero")),
+              EulerMaruyamaOptions(steps=20, diffusion=choice("diffusion", "constant", scale=0.0))):
         em = EulerMaruyama(o).run(f, x0, BatchNoise(0, 0, 100, (2,), "cpu"), trajectory=True)
         assert torch.equal(em.trajectory, euler.trajectory)
         assert em.nfe == euler.nfe == 20
@@ -143,7 +151,7 @@ def test_nfe_accounting():
     assert Heun(HeunOptions(steps=10)).nfe(10) == 20
     assert Heun(HeunOptions(steps=10, euler_last=True)).nfe(10) == 19
     assert AnnealedLangevin(AnnealedLangevinOptions(steps=10, steps_per_level=3)).nfe(10) == 30
-    assert PredictorCorrector(PCOptions(steps=10, predictor="heun", corrector_steps=2)).nfe(10) == 40
+    assert PredictorCorrector(PCOptions(steps=10, predictor=choice("sampler", "heun"), corrector_steps=2)).nfe(10) == 40
     assert PredictorCorrector(PCOptions(steps=10, corrector_steps=1)).nfe(10) == 20
     # a counting network confirms the reported NFE
     calls = []
@@ -155,7 +163,7 @@ def test_nfe_accounting():
     f = Field(net, PATHS["condot"])
     x0 = torch.randn(8, 2)
     for sampler in (Heun(HeunOptions(steps=7, euler_last=True)), PredictorCorrector(PCOptions(steps=5)),
-                    Heun(HeunOptions(steps=6, grid="angle", variable="angle", euler_last=True)),
+                    Heun(HeunOptions(steps=6, grid=choice("grid", "angle"), variable="angle", euler_last=True)),
                     AnnealedLangevin(AnnealedLangevinOptions(steps=4, steps_per_level=2))):
         calls.clear()
         result = sampler.run(f, x0, BatchNoise(0, 0, 8, (2,), "cpu"))

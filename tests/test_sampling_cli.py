@@ -7,9 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from fmcore.core.errors import FmError
-from fmcore.core.oracle import write_oracle_run
-
 ORACLE = """
 [data]
 name = "8gaussians"
@@ -30,14 +27,16 @@ steps = 16
 
 
 @pytest.fixture
-def oracle_run(write_recipe, tmp_path):
-    return write_oracle_run(write_recipe(ORACLE), tmp_path / "run")
+def oracle_run(fm, write_recipe, tmp_path):
+    code, out, err = fm("oracle", write_recipe(ORACLE), "--run-dir", tmp_path / "run")
+    assert code == 0, err
+    return tmp_path / "run"
 
 
 @pytest.mark.parametrize("sampler,sets", [
     ("euler", ["sampler.steps=20"]),
     ("heun", ["sampler.steps=10", "sampler.grid=data"]),
-    ("euler_maruyama", ["sampler.steps=30", "sampler.diffusion=constant", "sampler.scale=0.5"]),
+    ("euler_maruyama", ["sampler.steps=30", "sampler.diffusion=constant", "sampler.diffusion.scale=0.5"]),
     ("langevin", ["sampler.steps=10", "sampler.steps_per_level=2"]),
     ("pc", ["sampler.steps=10", "sampler.predictor=heun", "sampler.corrector_steps=2"]),
 ])
@@ -80,7 +79,10 @@ def test_eval_table_and_json(fm, oracle_run):
     assert result["w2"] < 1.6 * result["w2_floor"]
 
 
-def test_oracle_run_refuses_trainable_network(write_recipe, tmp_path):
+def test_oracle_run_replaces_a_trainable_network_and_refuses_a_used_directory(fm, write_recipe, tmp_path):
     recipe = write_recipe(ORACLE.replace('name = "oracle"', 'name = "mlp"\nhidden = [8]'))
-    with pytest.raises(FmError, match="trainable"):
-        write_oracle_run(recipe, tmp_path / "run2")
+    code, out, err = fm("oracle", recipe, "--run-dir", tmp_path / "run2")
+    assert code == 0, err
+    assert 'name = "oracle"' in (tmp_path / "run2" / "recipe.toml").read_text()
+    code, out, err = fm("oracle", recipe, "--run-dir", tmp_path / "run2")
+    assert code == 2 and "already exists and is not empty" in err

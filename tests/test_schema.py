@@ -8,7 +8,8 @@ import tomllib
 import attrs
 import pytest
 
-from fmcore.plugins.registry import KINDS, RECIPE_KINDS
+from fmcore import Choice
+from fmcore.plugins.kinds import KINDS
 from fmcore.recipe.recipe import converter, load_recipe
 from fmcore.recipe.train_options import TrainOptions
 
@@ -17,8 +18,8 @@ def _expected_rows(cls: type) -> list[dict]:
     rows = []
     for f in attrs.fields(cls):
         required = f.default is attrs.NOTHING
-        default = None if required else converter.unstructure(
-            f.default.factory() if isinstance(f.default, attrs.Factory) else f.default)
+        value = None if required else (f.default.factory() if isinstance(f.default, attrs.Factory) else f.default)
+        default = value.name if isinstance(value, Choice) else converter.unstructure(value)
         type_name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
         rows.append({"name": f.name, "type": type_name,
                      "default": default, "required": required, "help": f.metadata.get("help", "")})
@@ -48,7 +49,8 @@ def test_schema_text_lists_every_option_with_type_default_and_help(fm, registry)
     blocks = {block.splitlines()[0]: block for block in out.strip().split("\n\n")}
     for kind in KINDS:
         for comp in registry.components(kind):
-            header = (f"[{KINDS[kind][1]}] name = {comp.name!r}" if kind in RECIPE_KINDS else f"{kind} {comp.name!r}")
+            table = KINDS[kind].table
+            header = f"[{table}] name = {comp.name!r}" if table else f"{kind} {comp.name!r}"
             header += f"  ({kind} from {comp.package}): {comp.help}"
             assert header in blocks, header
             lines = blocks[header].splitlines()[1:]

@@ -9,7 +9,7 @@ Block format, read by :func:`steps`:
 * any other block is illustration only.
 
 The fast variant runs in-process: ``pip install [-e] ./DIR`` becomes a fake install (a dist-info made from
-``DIR/pyproject.toml`` on ``sys.path``), ``fm ...`` calls :func:`fmcore.cli.commands.main` (``fm train`` gets
+``DIR/pyproject.toml`` on ``sys.path``), ``fm ...`` calls :func:`fmcore.cli.main` (``fm train`` gets
 ``--set train.steps=5`` appended), and ``pytest ...`` calls :func:`pytest.main`. The slow variant makes a
 fresh virtual environment with fmcore and its built-in plugins and runs every command in bash, unchanged.
 """
@@ -30,7 +30,7 @@ import pytest
 import torch
 
 import fmcore.plugins.loading
-from fmcore.cli.commands import main
+from fmcore.cli import main
 from fmcore.testing import fake_install
 
 ROOT = Path(__file__).parents[1]
@@ -134,7 +134,8 @@ def _fresh_venv(path: Path) -> dict[str, str]:
     for plugin in sorted((ROOT / "plugins").iterdir()):
         packages += ["-e", str(plugin)]
     subprocess.run([str(path / "bin" / "pip"), "install", "-q", *packages], check=True)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", fmcore.plugins.loading.STRICT_ENV)}
+    hidden = ("PYTHONPATH", "VIRTUAL_ENV", fmcore.plugins.loading.STRICT_ENV)
+    env = {k: v for k, v in os.environ.items() if k not in hidden}
     env["PATH"] = f"{path / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(path)
     return env

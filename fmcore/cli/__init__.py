@@ -1,5 +1,6 @@
-"""The ``fm`` command line: one small module per command over the Python API (:mod:`fmcore.api`)."""
+"""The ``fm`` command line: one small module per command, each a thin layer over the Python API
+(:mod:`fmcore.api`). :func:`main` is the error boundary."""
 
-from fmcore.cli.commands import entry, main
+from fmcore.cli.main import entry, main
 
 __all__ = ["entry", "main"]

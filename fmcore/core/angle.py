@@ -75,22 +75,3 @@ def angle_scale(field: Field, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
     s = field.path.schedule(as_time(t, x).clamp(*field.time_range), x)
     return torch.sqrt(s.alpha**2 + s.beta**2), torch.atan2(s.beta, s.alpha)
 
-
-def angle_euler_step(field: Field, x: Tensor, t: Tensor, t_next: Tensor) -> Tensor:
-    """Euler in the angle variables: ``x' = nu' (x / nu + (theta' - theta) dx~/dtheta)`` (one evaluation)."""
-    rate, nu, theta = angle_rate(field, x, t)
-    nu_next, theta_next = angle_scale(field, x, t_next)
-    return nu_next * (x / nu + (theta_next - theta) * rate)
-
-
-def angle_heun_step(field: Field, x: Tensor, t: Tensor, t_next: Tensor) -> Tensor:
-    """Heun in the angle variables (two evaluations), with ``k = theta' - theta``:
-
-    ``x~_p = x / nu + k r(x, t)``, ``x_p = nu' x~_p``; ``x' = nu' (x / nu + k/2 [r(x, t) + r(x_p, t')])``.
-    """
-    rate, nu, theta = angle_rate(field, x, t)
-    nu_next, theta_next = angle_scale(field, x, t_next)
-    k = theta_next - theta
-    x_pred = nu_next * (x / nu + k * rate)
-    rate_next, _, _ = angle_rate(field, x_pred, t_next)
-    return nu_next * (x / nu + 0.5 * k * (rate + rate_next))

@@ -34,11 +34,23 @@ class Network(nn.Module):
     """
 
     Options: ClassVar[type]
+    #: False for parameter-free networks (the exact ``oracle`` field): nothing to train
+    trainable: ClassVar[bool] = True
+
+    @classmethod
+    def data_problems(cls, options, info: DataInfo) -> list[str]:
+        """Why a network with ``options`` cannot model data described by ``info`` (shape, labels); checked
+        before the network is allocated. Empty by default (any shape, labels optional)."""
+        return []
 
     def __init__(self, options, info: DataInfo):
         super().__init__()
         self.options = options
         self.info = info
+
+    def bind(self, dataset, path, prediction) -> None:
+        """Called once after construction with the recipe's data set, path and the objective's prediction
+        (a network defined by them, like the exact ``oracle`` field, reads them here); nothing by default."""
 
     def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:  # pragma: no cover
         raise NotImplementedError

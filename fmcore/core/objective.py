@@ -21,10 +21,10 @@ from torch import Tensor
 
 from fmcore.core.dataset import Batch
 from fmcore.core.field import safe_time_range, singular_ends
-from fmcore.core.options import help_field, in_range, non_negative, one_of
+from fmcore.core.options import Choice, help_field, in_range, nested, one_of
 from fmcore.core.path import GaussianPath, PathSample, ProbabilityPath, Schedule
 from fmcore.core.prediction import Prediction, from_data_noise
-from fmcore.core.timesampling import TIME_SAMPLINGS, sample_times
+from fmcore.core.timedensity import TimeDensity, UniformTimes
 
 
 @attrs.define(kw_only=True)
@@ -35,9 +35,9 @@ class ObjectiveOptions:
         0.0, "keep training times in [t_eps, 1 - t_eps] at ends where the target is singular",
         validator=in_range(0.0, 0.5, hi_open=True),
     )
-    time_sampling: str = help_field("uniform", "distribution of training times", validator=one_of(TIME_SAMPLINGS))
-    logit_mean: float = help_field(0.0, "mean m of logit-normal times t = sigmoid(m + s N(0, 1))")
-    logit_std: float = help_field(1.0, "scale s of logit-normal times", validator=non_negative)
+    time_sampling: Choice = nested("time_density", "uniform", UniformTimes,
+                                   "distribution of training times: a name ('uniform', 'logit_normal', ...) or an "
+                                   "[objective.time_sampling] table")
     target: str = help_field(
         "conditional", "regress on one pair's target or the batch posterior mean ('stable')",
         validator=one_of(("conditional", "stable")),
@@ -56,6 +56,8 @@ class Objective(abc.ABC):
 
     def __init__(self, options: ObjectiveOptions):
         self.options = options
+        density = getattr(options, "time_sampling", None)
+        self.time_density: TimeDensity = density.create() if isinstance(density, Choice) else UniformTimes()
         self._time_ranges: dict[int, tuple[ProbabilityPath, tuple[float, float]]] = {}
 
     def time_range(self, path: ProbabilityPath) -> tuple[float, float]:
@@ -134,10 +136,7 @@ class RegressionObjective(Objective):
     def loss(self, network, path: ProbabilityPath, batch: Batch, null_label: int = 0) -> Tensor:
         z = batch.x
         o = self.options
-        t = sample_times(
-            z.shape[0], o.time_sampling, self.time_range(path), device=z.device,
-            logit_mean=o.logit_mean, logit_std=o.logit_std,
-        )
+        t = self.time_density.times(z.shape[0], self.time_range(path), z.device)
         ps = path.sample(z, t, torch.randn_like(z))
         cond = self.drop_labels(batch.labels, null_label)
         allowed = None if cond is None or o.target != "stable" else same_condition(batch.labels, cond, null_label)

@@ -67,9 +67,51 @@ def positive_ints(_inst: Any, attribute: attrs.Attribute, value: list[int]) -> N
         _fail(attribute, value, "a non-empty list of integers > 0")
 
 
+@attrs.define(kw_only=True)
+class NoOptions:
+    """This component has no options."""
+
+
 def help_field(default: Any = attrs.NOTHING, help: str = "", validator=None, file: bool = False, **kw):
     """``attrs.field`` with a one-line ``help`` (shown by ``fm recipe schema``).
 
     ``file=True`` marks a path that the recipe loader resolves relative to the recipe's folder.
     """
     return attrs.field(default=default, validator=validator, metadata={"help": help, "file": file}, **kw)
+
+
+@attrs.frozen
+class Choice:
+    """A component chosen by name: its kind, registered name, class and structured options.
+
+    Recipes hold one per table (``[sampler]``) and one per nested table (``[sampler.grid]``); ``create``
+    builds the live component, ``cls(options, *args)``.
+    """
+
+    kind: str
+    name: str
+    cls: type
+    options: Any
+
+    def create(self, *args: Any) -> Any:
+        return self.cls(self.options, *args)
+
+    @classmethod
+    def of(cls, kind: str, name: str, component: type, **options: Any) -> Choice:
+        """A choice of ``component`` (registered as ``name``) with ``options`` (defaults for the rest)."""
+        return cls(kind, name, component, component.Options(**options))
+
+
+def nested(kind: str, name: str, component: type, help: str = "", **options: Any):
+    """An option that is itself a component of ``kind`` (default: ``component`` registered as ``name``).
+
+    In a recipe it is a nested table (``[sampler.grid]`` with ``name = "..."`` and the component's options)
+    or just its name (``grid = "karras"``); the recipe loader resolves the name through the registry.
+    """
+    return attrs.field(factory=lambda: Choice.of(kind, name, component, **options),
+                       metadata={"help": help, "file": False, "kind": kind})
+
+
+def nested_kind(field: attrs.Attribute) -> str | None:
+    """The component kind of a :func:`nested` option, or None for a plain option."""
+    return field.metadata.get("kind")

@@ -16,8 +16,6 @@ An :class:`Oracle` is called like a network, ``oracle(x, t, cond=None)``, so it 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import attrs
 import torch
 from torch import Tensor
@@ -144,64 +142,3 @@ def oracle_field(mixture: GaussianMixture, path: GaussianPath, prediction: Predi
     return Field(Oracle(mixture, path, prediction), path, prediction,
                  oracle_time_range(mixture, path, prediction, t_eps))
 
-
-def bind_network(components) -> None:
-    """Give a network that needs the recipe's data and path (the ``oracle`` network) what it needs.
-
-    Networks opt in with ``bind(dataset, path, prediction)``; trained networks have no such method.
-    ``fm sample`` and ``fm eval`` call this after loading a run.
-    """
-    bind = getattr(components.network, "bind", None)
-    if callable(bind):
-        bind(components.dataset, components.path, components.objective.prediction)
-
-
-def write_oracle_run(recipe_file: str | Path, run_dir: str | Path, overrides: list[str] = ()) -> Path:
-    """Make a run directory for a recipe whose ``[network]`` is ``oracle`` (nothing to train).
-
-    Writes the resolved ``recipe.toml`` and an empty ``model.safetensors``, so that ``fm sample`` and
-    ``fm eval`` work on it like on a trained run. Command line equivalent:
-    ``python -m fmcore.core.oracle RECIPE RUN_DIR [--set TABLE.KEY=VALUE ...]``.
-    """
-    from fmcore.plugins.loading import default_host
-    from fmcore.recipe.build import build
-    from fmcore.recipe.recipe import load_recipe
-    from fmcore.run.checkpoint import save_tensors, write_text_atomic
-    from fmcore.run.rundir import MODEL, RECIPE
-
-    registry = default_host().registry()
-    recipe = load_recipe(recipe_file, registry, list(overrides))
-    components = build(recipe, registry)
-    if getattr(type(components.network), "trainable", True) or any(True for _ in components.network.parameters()):
-        raise FmError(f"{recipe_file}: [network] {recipe.network.name} is trainable; train it with `fm train` "
-                      "(write_oracle_run is for the parameter-free 'oracle' network)")
-    run_dir = Path(run_dir)
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise FmError(f"run directory {str(run_dir)!r} already exists and is not empty")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / RECIPE, recipe.to_toml())
-    save_tensors({}, run_dir / MODEL, {"oracle": "true"})
-    return run_dir
-
-
-def _main(argv: list[str] | None = None) -> int:
-    import argparse
-    import sys
-
-    p = argparse.ArgumentParser(prog="python -m fmcore.core.oracle",
-                                description="make a run directory for a recipe with network 'oracle'")
-    p.add_argument("recipe")
-    p.add_argument("run_dir")
-    p.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE")
-    args = p.parse_args(argv)
-    try:
-        out = write_oracle_run(args.recipe, args.run_dir, args.set)
-    except FmError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print(f"oracle run directory: {out} (fm sample {out} --out samples.npy; fm eval {out})")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(_main())

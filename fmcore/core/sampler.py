@@ -1,8 +1,11 @@
 """Samplers: integrate a :class:`~fmcore.core.field.Field` from the prior (t = t_lo) to the data (t = t_hi).
 
-A sampler implements :meth:`Sampler.step` from ``t`` to ``t_next``; the base class owns the time grid,
-the loop, trajectory recording and the count of network evaluations (NFE). Times are 0-d tensors on
-the sample's device, so the loop never synchronises with the host.
+A sampler implements :meth:`Sampler.step` from ``t`` to ``t_next``; the base class owns the time grid (a
+:class:`~fmcore.core.grid.TimeGrid` component), the loop, trajectory recording and the count of network
+evaluations (NFE). Times are 0-d tensors on the sample's device, so the loop never synchronises with the host.
+
+What a sampler needs is declared on the class (``needs_score``, ``needs_gaussian_path``) and refined per
+instance by :meth:`Sampler.needs`; the recipe check compares it with the path before anything runs.
 """
 
 from __future__ import annotations
@@ -14,13 +17,21 @@ import attrs
 import torch
 from torch import Tensor
 
-from fmcore.core.angle import angle_times
 from fmcore.core.field import Field
+from fmcore.core.grid import TimeGrid, UniformGrid
 from fmcore.core.noise import BatchNoise
-from fmcore.core.options import help_field, non_negative, one_of, positive
-from fmcore.core.path import ProbabilityPath
+from fmcore.core.options import Choice, help_field, nested, non_negative, positive
 
-GRIDS = ("uniform", "data", "angle")
+
+@attrs.frozen
+class Needs:
+    """What a component needs from the path: a Gaussian path, and the score (which implies one)."""
+
+    gaussian_path: bool = False
+    score: bool = False
+
+    def __or__(self, other: Needs) -> Needs:
+        return Needs(self.gaussian_path or other.gaussian_path, self.score or other.score)
 
 
 @attrs.define(kw_only=True)
@@ -28,12 +39,8 @@ class SamplerOptions:
     """Options every sampler has."""
 
     steps: int = help_field(100, "number of steps on the time grid", validator=positive)
-    grid: str = help_field(
-        "uniform", "time grid: 'uniform', 'data' (t = 1 - (1 - u)^rho, denser near the data) or 'angle' (uniform in "
-        "theta = atan2(beta_t, alpha_t), Gaussian paths only)",
-        validator=one_of(GRIDS),
-    )
-    rho: float = help_field(2.0, "exponent of the 'data' grid", validator=positive)
+    grid: Choice = nested("grid", "uniform", UniformGrid,
+                          "time grid: a name ('uniform', 'data', 'angle', ...) or a [sampler.grid] table")
     guidance: float = help_field(
         1.0, "classifier-free guidance w for class-conditional models: uncond + w (cond - uncond); "
         "1 = plain conditional, 0 = unconditional", validator=non_negative)
@@ -41,33 +48,17 @@ class SamplerOptions:
 
 @attrs.frozen
 class SampleResult:
-    """Final samples, the trajectory [steps + 1, N, ...] when asked for, and the number of field evaluations."""
+    """Final samples, the trajectory [steps + 1, N, ...] when asked for, and the number of field evaluations
+    per sample."""
 
     x: Tensor
     trajectory: Tensor | None
     nfe: int
 
 
-def time_grid(steps: int, kind: str, t_range: tuple[float, float], rho: float = 2.0, device=None,
-              path: ProbabilityPath | None = None) -> Tensor:
-    """``steps + 1`` increasing times from ``t_lo`` to ``t_hi`` (float64 on ``device``; samplers cast them to
-    the samples' dtype).
-
-    'uniform' spaces them evenly; 'data' uses ``t = 1 - (1 - u)^rho`` on a uniform ``u``, so steps shrink
-    towards the data end, where Gaussian-mixture fields are stiff; 'angle' spaces ``theta_t = atan2(beta_t,
-    alpha_t)`` of the (Gaussian) ``path`` evenly (:func:`fmcore.core.angle.angle_times`, computed on the host once).
-    """
-    if kind == "angle":
-        if path is None:
-            raise ValueError("the 'angle' grid needs the path")
-        return angle_times(path, steps, t_range).to(device=device)
-    u = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64)
-    if kind == "data":
-        u = 1.0 - (1.0 - u) ** rho
-    elif kind != "uniform":
-        raise ValueError(f"unknown time grid {kind!r}; expected one of {GRIDS}")
-    lo, hi = t_range
-    return (lo + (hi - lo) * u).to(device=device)
+def euler_step(field: Field, x: Tensor, t: Tensor, t_next: Tensor) -> Tensor:
+    """``x + h u(x, t)``, ``h = t_next - t`` (Euler's step, also the last step of samplers that end with it)."""
+    return x + (t_next - t) * field.velocity(x, t)
 
 
 class Sampler(abc.ABC):
@@ -75,9 +66,19 @@ class Sampler(abc.ABC):
 
     Options: ClassVar[type] = SamplerOptions
     evals_per_step: ClassVar[int] = 1
+    #: the sampler evaluates the score (so it needs a Gaussian path)
+    needs_score: ClassVar[bool] = False
+    #: the sampler reads the path's schedule alpha_t, beta_t
+    needs_gaussian_path: ClassVar[bool] = False
 
     def __init__(self, options: SamplerOptions):
         self.options = options
+        grid = getattr(options, "grid", None)
+        self.time_grid: TimeGrid = grid.create() if isinstance(grid, Choice) else UniformGrid()
+
+    def needs(self) -> Needs:
+        """What this sampler, with its options, needs (default: the class declarations)."""
+        return Needs(self.needs_gaussian_path or self.needs_score, self.needs_score)
 
     @abc.abstractmethod
     def step(self, field: Field, x: Tensor, t: Tensor, t_next: Tensor, noise: BatchNoise) -> Tensor:
@@ -96,9 +97,8 @@ class Sampler(abc.ABC):
         return field.time_range
 
     def grid(self, field: Field, device) -> Tensor:
-        """The time grid over :meth:`time_range`."""
-        o = self.options
-        return time_grid(o.steps, o.grid, self.time_range(field), o.rho, device, field.path)
+        """The time grid over :meth:`time_range` (float64 on ``device``)."""
+        return self.time_grid.times(self.options.steps, self.time_range(field), field.path).to(device=device)
 
     def run(self, field: Field, x: Tensor, noise: BatchNoise, trajectory: bool = False) -> SampleResult:
         """Integrate from ``x`` (a draw from the prior) over the grid."""

@@ -1,11 +1,15 @@
-"""The hooks a plugin implements: one per component kind, each given a ``register(name, cls)`` callback.
-
-A plugin module (named by an entry point in the ``fmcore`` group) looks like::
+"""The hooks a plugin implements: one per component kind (:data:`fmcore.plugins.kinds.KINDS`), each given a
+``register(name, cls)`` callback. A plugin module (named by an entry point in the ``fmcore`` group)::
 
     from fmcore import hookimpl
+
     @hookimpl
     def register_paths(register):
         register("cosine", CosinePath)
+
+Hooks: ``register_datasets``, ``register_paths``, ``register_objectives``, ``register_networks``,
+``register_samplers``, ``register_grids``, ``register_time_densities``, ``register_diffusions``,
+``register_features``.
 """
 
 from __future__ import annotations
@@ -14,48 +18,29 @@ from collections.abc import Callable
 
 import pluggy
 
+from fmcore.plugins.kinds import HOOK_KINDS, KIND_LIST
+
 PROJECT = "fmcore"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 Register = Callable[[str, type], None]
 
-#: hook name -> component kind
-HOOK_KINDS = {
-    "register_datasets": "dataset",
-    "register_paths": "path",
-    "register_objectives": "objective",
-    "register_networks": "network",
-    "register_samplers": "sampler",
-    "register_features": "feature",
-}
+
+def _spec(hook: str, kind: str, base: type) -> Callable[[Register], None]:
+    def spec(register: Register) -> None:
+        pass
+
+    spec.__name__ = spec.__qualname__ = hook
+    spec.__doc__ = f"Register {kind} components: ``register(name, {base.__name__}Subclass)``."
+    return hookspec(spec)
 
 
-@hookspec
-def register_datasets(register: Register) -> None:
-    """Register data sets: ``register(name, DatasetSubclass)``."""
+class Specs:
+    """The hookspecs, one per kind, generated from the kinds table."""
 
 
-@hookspec
-def register_paths(register: Register) -> None:
-    """Register probability paths: ``register(name, ProbabilityPathSubclass)``."""
+for _kind in KIND_LIST:
+    setattr(Specs, _kind.hook, _spec(_kind.hook, _kind.name, _kind.base))
 
-
-@hookspec
-def register_objectives(register: Register) -> None:
-    """Register objectives: ``register(name, ObjectiveSubclass)``."""
-
-
-@hookspec
-def register_networks(register: Register) -> None:
-    """Register networks: ``register(name, NetworkSubclass)``."""
-
-
-@hookspec
-def register_samplers(register: Register) -> None:
-    """Register samplers: ``register(name, SamplerSubclass)``."""
-
-
-@hookspec
-def register_features(register: Register) -> None:
-    """Register feature networks for ``fm eval`` on images: ``register(name, FeatureExtractorSubclass)``."""
+__all__ = ["HOOK_KINDS", "PROJECT", "Register", "Specs", "hookimpl", "hookspec"]

@@ -17,6 +17,7 @@ import pluggy
 
 from fmcore.core.errors import FmError, did_you_mean
 from fmcore.plugins import hookspecs
+from fmcore.plugins.kinds import HOOK_KINDS
 from fmcore.plugins.registry import Registry, check_component
 
 ENTRY_POINT_GROUP = "fmcore"
@@ -39,7 +40,7 @@ class PluginHost:
 
     def __init__(self, entry_points: bool = True):
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
-        self.pm.add_hookspecs(hookspecs)
+        self.pm.add_hookspecs(hookspecs.Specs)
         self.records: dict[str, PluginRecord] = {}
         self._registry: Registry | None = None
         if entry_points:
@@ -105,15 +106,15 @@ class PluginHost:
                 impls.append(impl)
                 if caller.spec is None:
                     problems.append(f"hook implementation {hook!r} matches no fmcore hook"
-                                    f"{did_you_mean(hook, hookspecs.HOOK_KINDS)}; hooks: "
-                                    + ", ".join(hookspecs.HOOK_KINDS))
+                                    f"{did_you_mean(hook, HOOK_KINDS)}; hooks: "
+                                    + ", ".join(HOOK_KINDS))
                 elif impl.hookwrapper or impl.wrapper:
                     problems.append(f"hook implementation {hook!r} is a wrapper; fmcore hooks are plain functions")
                 elif tuple(impl.argnames) != ("register",):
                     problems.append(f"hook implementation {hook}({', '.join(impl.argnames)}) must take exactly one "
                                     "argument, `register`")
         if not impls:
-            unmarked = sorted(attr for attr in dir(plugin) if attr in hookspecs.HOOK_KINDS
+            unmarked = sorted(attr for attr in dir(plugin) if attr in HOOK_KINDS
                               and callable(getattr(plugin, attr, None)))
             if unmarked:
                 problems.append(f"{', '.join(unmarked)} is not marked with @fmcore.hookimpl, so fmcore cannot "
@@ -153,7 +154,7 @@ class PluginHost:
             if plugin is None or record.error:
                 continue
             staged: list[tuple[str, str, type]] = []
-            for hook, kind in hookspecs.HOOK_KINDS.items():
+            for hook, kind in HOOK_KINDS.items():
                 impls = [i for i in getattr(self.pm.hook, hook).get_hookimpls() if i.plugin is plugin]
 
                 def register(cname: str, cls: type, _kind: str = kind, _rec: PluginRecord = record,
@@ -163,11 +164,15 @@ class PluginHost:
 
                 for impl in impls:
                     try:
-                        impl.function(register=register)
+                        returned = impl.function(register=register)
                     except KeyboardInterrupt:
                         raise
                     except BaseException as exc:  # noqa: BLE001 - isolate a failing plugin from the others
                         record.error = _describe(exc, f"hook {hook} raised")
+                        break
+                    if returned is not None:
+                        record.error = (f"hook {hook} returned {_short(returned)} instead of calling "
+                                        f"register(name, cls) for each {kind}; fmcore ignores return values")
                         break
                 if record.error:
                     break
@@ -188,6 +193,11 @@ class PluginHost:
             names = ", ".join(f"{r.name} ({r.package})" for r in self.broken)
             print(f"warning: broken fmcore plugins skipped: {names}; run `fm plugins` for details",
                   file=sys.stderr)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _describe(exc: BaseException, what: str) -> str:

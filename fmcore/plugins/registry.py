@@ -1,41 +1,30 @@
 """Registries: one per component kind, mapping names to component classes and their options.
 
-Names are resolved only here: a recipe never imports a dotted path.
+Names are resolved only here: a recipe never imports a dotted path. A class is checked when it is registered
+(:func:`check_component`): the right base class, concrete, an attrs ``Options`` class derived from the kind's
+base options, whose defaults pass its own validators.
 """
 
 from __future__ import annotations
 
+import inspect
+
 import attrs
 
-from fmcore.core.dataset import Dataset
 from fmcore.core.errors import FmError, did_you_mean, listing
-from fmcore.core.features import FeatureExtractor
-from fmcore.core.network import Network
-from fmcore.core.objective import Objective
-from fmcore.core.path import ProbabilityPath
-from fmcore.core.sampler import Sampler
-
-#: kind -> (base class, recipe table)
-KINDS: dict[str, tuple[type, str]] = {
-    "dataset": (Dataset, "data"),
-    "path": (ProbabilityPath, "path"),
-    "objective": (Objective, "objective"),
-    "network": (Network, "network"),
-    "sampler": (Sampler, "sampler"),
-    "feature": (FeatureExtractor, "features"),  # for `fm eval --features NAME`, not a recipe table
-}
-
-#: The kinds a recipe names in a table of its own (the others are chosen elsewhere).
-RECIPE_KINDS = ("dataset", "path", "objective", "network", "sampler")
+from fmcore.plugins.kinds import KINDS
 
 #: The toolkit's own plugin packages, so that a missing one can be named in an error.
 BUILTIN_PACKAGES: dict[str, dict[str, str]] = {
     "dataset": {n: "fmcore-datasets" for n in ("moons", "8gaussians", "checkerboard", "circles", "spirals", "file",
-                                                       "digits", "image_folder")},
+                                               "digits", "image_folder")},
     "path": {n: "fmcore-paths" for n in ("condot", "vp", "ve")},
     "objective": {n: "fmcore-objectives" for n in ("cfm", "dsm", "ddpm")},
     "network": {n: "fmcore-networks" for n in ("mlp", "unet", "oracle")},
     "sampler": {n: "fmcore-samplers" for n in ("euler", "heun", "euler_maruyama", "langevin", "pc")},
+    "grid": {n: "fmcore-samplers" for n in ("uniform", "data", "angle")},
+    "time_density": {n: "fmcore-objectives" for n in ("uniform", "logit_normal")},
+    "diffusion": {n: "fmcore-samplers" for n in ("path", "constant", "zero")},
     "feature": {n: "fmcore-datasets" for n in ("digits",)},
 }
 
@@ -59,21 +48,63 @@ class Component:
         doc = (self.cls.__doc__ or "").strip()
         return doc.splitlines()[0] if doc else ""
 
+    @property
+    def source(self) -> str:
+        """``name (package version)`` for messages."""
+        return f"{self.name} ({self.package}{' ' + self.version if self.version else ''})"
+
 
 def check_component(kind: str, name: str, cls: type, package: str = "<in-process>") -> None:
     """Raise an :class:`FmError` unless ``cls`` can be registered as component ``name`` of ``kind``."""
+    what = f"{package} registers {kind} {name!r}"
     if kind not in KINDS:
         raise FmError(f"{package} registers unknown component kind {kind!r}; kinds are {listing(KINDS)}")
     if not isinstance(name, str) or not name or name != name.strip():
         raise FmError(f"{package} registers a {kind} under the name {name!r}; a name is a non-empty string "
                       "without surrounding spaces")
-    base = KINDS[kind][0]
-    if not (isinstance(cls, type) and issubclass(cls, base)):
-        raise FmError(f"{package} registers {kind} {name!r} as {cls!r}, which is not a subclass of "
-                      f"fmcore.{base.__name__}")
-    if not attrs.has(getattr(cls, "Options", None)):
-        raise FmError(f"{package} registers {kind} {name!r}, whose class {cls.__name__} has no attrs "
-                      "`Options` class")
+    spec = KINDS[kind]
+    if not (isinstance(cls, type) and issubclass(cls, spec.base)):
+        raise FmError(f"{what} as {cls!r}, which is not a subclass of fmcore.{spec.base.__name__}")
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
+        raise FmError(f"{what} as {cls.__name__}, which is abstract (it does not implement {missing})")
+    lower = vars(cls).get("options")
+    if isinstance(lower, type) and attrs.has(lower) and "Options" not in vars(cls):
+        raise FmError(f"{what}: its class {cls.__name__} sets `options = {lower.__name__}`; the options class "
+                      "attribute is spelled `Options`")
+    options = getattr(cls, "Options", None)
+    if not attrs.has(options):
+        raise FmError(f"{what}, whose class {cls.__name__} has no attrs `Options` class")
+    if spec.options_base is not None and not issubclass(options, spec.options_base):
+        raise FmError(f"{what}: its options class {options.__name__} does not derive from "
+                      f"fmcore.{spec.options_base.__name__}, so it lacks the options every {kind} has")
+    _check_defaults(what, options)
+
+
+def _check_defaults(what: str, options: type) -> None:
+    """Every default of ``options`` passes its validators (when all fields have defaults)."""
+    if any(f.default is attrs.NOTHING for f in attrs.fields(options)):
+        return
+    try:
+        instance = options()
+    except (ValueError, TypeError) as exc:
+        raise FmError(f"{what}: the defaults of its options class {options.__name__} fail its own checks: "
+                      f"{exc}") from None
+    for f in attrs.fields(options):
+        value = getattr(instance, f.name)
+        expected = SCALARS.get(f.type if isinstance(f.type, str) else getattr(f.type, "__name__", ""))
+        if expected is None:
+            continue
+        ok = isinstance(value, expected) and not (isinstance(value, bool) and expected is not bool)
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            raise FmError(f"{what}: option {f.name} of {options.__name__} defaults to {value!r}, which is not "
+                          f"{SCALAR_WORDS[expected]}")
+
+
+SCALARS = {"int": int, "float": float, "str": str, "bool": bool}
+SCALAR_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
 
 class DuplicateComponentError(FmError):
@@ -106,6 +137,10 @@ class Registry:
     def __contains__(self, key: tuple[str, str]) -> bool:
         kind, name = key
         return name in self._components.get(kind, {})
+
+    def find(self, kind: str, cls: type) -> Component | None:
+        """The component registered with class ``cls`` (the first by name), if any."""
+        return next((c for c in self.components(kind) if c.cls is cls), None)
 
     def get(self, kind: str, name: str, where: str = "") -> Component:
         """The component, or an error that lists what is installed and suggests a close match."""

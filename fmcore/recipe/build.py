@@ -1,6 +1,8 @@
-"""Turn a validated recipe into live components, checking that they fit together."""
+"""Turn a validated recipe into live components and check, once, that they fit together."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import attrs
 
@@ -9,21 +11,28 @@ from fmcore.core.errors import FmError
 from fmcore.core.field import Field
 from fmcore.core.network import Network
 from fmcore.core.objective import Objective
+from fmcore.core.options import Choice
 from fmcore.core.path import ProbabilityPath
 from fmcore.core.sampler import Sampler
 from fmcore.plugins.registry import Registry
+from fmcore.recipe.check import compatibility_problems
 from fmcore.recipe.recipe import Recipe
+
+
+class IncompatibleError(FmError):
+    """Components of a recipe that cannot work together (every pair that does not fit is listed)."""
 
 
 @attrs.frozen
 class Components:
-    """The live components of a recipe."""
+    """The live components of a recipe (``network`` is None when built without it)."""
 
+    recipe: Recipe
     dataset: Dataset
     path: ProbabilityPath
     objective: Objective
-    network: Network
     sampler: Sampler
+    network: Network | None = None
 
     def field(self, network=None) -> Field:
         """The network (or another one, e.g. its EMA copy) read as a field through path and objective."""
@@ -31,25 +40,46 @@ class Components:
                      self.objective.time_range(self.path))
 
 
-def _make(recipe: Recipe, registry: Registry, table: str, *args):
-    choice = recipe.choice(table)
-    cls = registry.get(choice.kind, choice.name).cls
+def describer(registry: Registry):
+    """``describe(table, choice)`` -> ``[table] name (package version)`` for messages."""
+
+    def describe(table: str, choice: Choice) -> str:
+        component = registry.find(choice.kind, choice.cls) if (choice.kind, choice.name) not in registry else \
+            registry.get(choice.kind, choice.name)
+        return f"{table} {component.source if component is not None else choice.name}"
+
+    return describe
+
+
+def make(choice: Choice, table: str, registry: Registry, source: str, *args: Any) -> Any:
+    """``choice.create(*args)``; an exception from the component's code becomes an error naming it."""
     try:
-        return cls(choice.options, *args)
-    except (ValueError, TypeError, OSError) as exc:
-        if isinstance(exc, FmError):
-            raise
-        raise FmError(f"{recipe.source}: [{table}] {choice.name}: {exc}") from None
+        return choice.create(*args)
+    except FmError:
+        raise
+    except (ValueError, TypeError, OSError, RuntimeError, KeyError, IndexError, ArithmeticError) as exc:
+        raise FmError(f"{source}: {describer(registry)(table, choice)} failed to build: "
+                      f"{type(exc).__name__}: {' '.join(str(exc).split())}") from None
 
 
-def build(recipe: Recipe, registry: Registry, sampler: bool = True) -> Components:
-    """Instantiate every component and check the objective x path combination."""
-    dataset = _make(recipe, registry, "data")
-    path = _make(recipe, registry, "path")
-    objective = _make(recipe, registry, "objective")
-    problems = objective.problems(path)
+def build(recipe: Recipe, registry: Registry, *, network: bool = True, training: bool = False) -> Components:
+    """Instantiate every component after running the compatibility check over the declarations (before the
+    network is allocated). ``training``: also require a trainable network."""
+    describe = describer(registry)
+    parts = {table: make(recipe.choice(table), f"[{table}]", registry, recipe.source)
+             for table in ("data", "path", "objective", "sampler")}
+    c = Components(recipe, parts["data"], parts["path"], parts["objective"], parts["sampler"])
+    _raise(recipe, compatibility_problems(c, describe, training=training))
+    if not network:
+        return c
+    net = make(recipe.network, "[network]", registry, recipe.source, c.dataset.info)
+    net.bind(c.dataset, c.path, c.objective.prediction)
+    return attrs.evolve(c, network=net)
+
+
+def _raise(recipe: Recipe, problems: list[str]) -> None:
+    if len(problems) == 1:
+        raise IncompatibleError(f"{recipe.source}: {problems[0]}")
     if problems:
-        raise FmError(f"{recipe.source}: [objective] {recipe.objective.name} cannot train on [path] "
-                      f"{recipe.path.name}: " + "; ".join(problems))
-    network = _make(recipe, registry, "network", dataset.info)
-    return Components(dataset, path, objective, network, _make(recipe, registry, "sampler"))
+        raise IncompatibleError(f"{recipe.source}: {len(problems)} components do not fit together: " + "; ".join(
+            f"({i}) {p}" for i, p in enumerate(problems, 1)))

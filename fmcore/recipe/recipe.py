@@ -1,13 +1,14 @@
 """Recipes: TOML files naming a component and its options per table, plus ``[train]``.
 
 Loading resolves each ``name`` through the registry, then structures that component's own attrs options
-class with cattrs (unknown keys refused, types checked strictly). Every problem becomes an
-:class:`~fmcore.core.errors.FmError` naming the file, the table and key, the value and what was expected.
+class with cattrs (unknown keys refused, types checked strictly). Options that are themselves components
+(``[sampler.grid]``, ``[objective.time_sampling]``, ...) are resolved the same way, recursively. Every
+problem in the file is gathered and reported in one :class:`RecipeError` naming the file, and for each problem
+the table and key, the value and what was expected, with a close match where there is one.
 """
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -16,50 +17,66 @@ import cattrs
 import tomli_w
 
 from fmcore.core.errors import FmError, did_you_mean, listing
-from fmcore.core.options import OptionValueError
-from fmcore.plugins.registry import KINDS, RECIPE_KINDS, Registry
+from fmcore.core.options import Choice, nested_kind
+from fmcore.plugins.kinds import KINDS, RECIPE_TABLES
+from fmcore.plugins.registry import Registry
+from fmcore.recipe.toml import Overrides, apply_overrides, read_toml
 from fmcore.recipe.train_options import TrainOptions
 
-COMPONENT_TABLES = {table: kind for kind, (_base, table) in KINDS.items() if kind in RECIPE_KINDS}
-TABLES = (*COMPONENT_TABLES, "train")
-DEFAULT_NAMES = {"sampler": "euler"}
+TABLES = (*RECIPE_TABLES, "train")
 
 
-@attrs.frozen
-class Choice:
-    """A component chosen by a recipe table: its kind, registered name and structured options."""
+class RecipeError(FmError):
+    """Everything wrong with a recipe, gathered: ``problems`` holds one line per problem."""
 
-    kind: str
-    name: str
-    options: Any
+    def __init__(self, source: str, problems: list[str]):
+        self.source, self.problems = source, problems
+        if len(problems) == 1:
+            text = f"{source}: {problems[0]}"
+        else:
+            text = f"{source} has {len(problems)} problems: " + "; ".join(
+                f"({i}) {p}" for i, p in enumerate(problems, 1))
+        super().__init__(text)
 
 
 @attrs.frozen
 class Recipe:
-    """A loaded, validated recipe."""
+    """A loaded, validated recipe: one :class:`~fmcore.core.options.Choice` per component table, and
+    ``[train]``. ``recipe.sampler`` (any table name) is that table's choice."""
 
-    data: Choice
-    path: Choice
-    objective: Choice
-    network: Choice
-    sampler: Choice
+    choices: dict[str, Choice]
     train: TrainOptions
     source: str = "<recipe>"
 
+    def __getattr__(self, table: str) -> Choice:
+        try:
+            return object.__getattribute__(self, "choices")[table]
+        except KeyError:
+            raise AttributeError(table) from None
+
     def choice(self, table: str) -> Choice:
-        return getattr(self, table)
+        return self.choices[table]
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """The resolved recipe, every default filled in (None values omitted: TOML has no null)."""
-        out = {}
-        for table in COMPONENT_TABLES:
-            choice = self.choice(table)
-            out[table] = {"name": choice.name, **_plain(converter.unstructure(choice.options))}
+        out = {table: choice_to_dict(choice) for table, choice in self.choices.items()}
         out["train"] = _plain(converter.unstructure(self.train))
         return out
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
+
+
+def choice_to_dict(choice: Choice) -> dict[str, Any]:
+    """``{"name": ..., option: value, nested: {...}}`` for a choice (nested choices as tables)."""
+    out: dict[str, Any] = {"name": choice.name}
+    for f in attrs.fields(type(choice.options)):
+        value = getattr(choice.options, f.name)
+        if isinstance(value, Choice):
+            out[f.name] = choice_to_dict(value)
+        elif value is not None:
+            out[f.name] = converter.unstructure(value)
+    return out
 
 
 def _plain(d: dict[str, Any]) -> dict[str, Any]:
@@ -82,24 +99,125 @@ def _strict(kind: type, expected: str):
 converter = cattrs.Converter(forbid_extra_keys=True)
 for _kind, _expected in ((int, "an integer"), (float, "a number"), (str, "a string"), (bool, "true or false")):
     converter.register_structure_hook(_kind, _strict(_kind, _expected))
+converter.register_unstructure_hook(Choice, choice_to_dict)
 
 
-def structure_options(cls: type, values: dict[str, Any], where: str) -> Any:
-    """Build options class ``cls`` from ``values``; ``where`` (e.g. ``recipe.toml: [network]``) prefixes errors."""
-    fields = {f.name: f for f in attrs.fields(cls)}
-    unknown = [k for k in values if k not in fields]
-    if unknown:
-        key = unknown[0]
-        raise FmError(f"{where}: unknown option {key!r}{did_you_mean(key, fields)}; "
-                      f"options: {listing(fields)}")
-    try:
-        return converter.structure(values, cls)
-    except OptionValueError as exc:
-        raise FmError(f"{where} {exc}") from None
-    except cattrs.BaseValidationError as exc:
+def _choice_hook(value: Any, _type: type) -> Choice:
+    """Nested components are resolved by :class:`Loader` before cattrs sees the options; only a ready
+    :class:`Choice` passes here."""
+    if not isinstance(value, Choice):
+        raise TypeError(f"expected a component choice, got {type(value).__name__} {value!r}")
+    return value
+
+
+converter.register_structure_hook(Choice, _choice_hook)
+
+
+@attrs.define
+class Loader:
+    """Resolves and structures choices, gathering every problem in ``problems``."""
+
+    registry: Registry
+    base_dir: Path | None = None
+    problems: list[str] = attrs.field(factory=list)
+
+    def choice(self, kind: str, values: Any, where: str, default: Choice | None = None) -> Choice | None:
+        """The choice a table (or a bare name) makes, or None after recording why it cannot be made."""
+        installed = f"installed: {listing(self.registry.names(kind))}"
+        if isinstance(values, str):
+            values = {"name": values}
+        if not isinstance(values, dict):
+            self.problems.append(f"{where} must be a table or a {kind} name, got {type(values).__name__} "
+                                 f"{values!r}; {installed}")
+            return None
+        values = dict(values)
+        name = values.pop("name", None if default is None else default.name)
+        if not isinstance(name, str):
+            self.problems.append(f'{where} needs name = "..." (a string); {installed}')
+            return None
+        try:
+            component = self.registry.get(kind, name, where=f"{where} name")
+        except FmError as exc:
+            self.problems.append(str(exc))
+            return None
+        options = self.options(component.options_class, values, where)
+        return None if options is None else Choice(kind, name, component.cls, options)
+
+    def options(self, cls: type, values: dict[str, Any], where: str) -> Any:
+        """An instance of options class ``cls`` from ``values``, or None after recording every problem."""
+        before = len(self.problems)
+        fields = {f.name: f for f in attrs.fields(cls)}
+        for key in values:
+            if key not in fields:
+                self.problems.append(f"{where}: unknown option {key!r}{did_you_mean(key, fields)}; "
+                                     f"options: {listing(fields)}")
+        nested: dict[str, Choice] = {}
+        plain: dict[str, Any] = {}
+        for key, value in values.items():
+            if key not in fields:
+                continue
+            kind = nested_kind(fields[key])
+            if kind is None:
+                plain[key] = value
+                continue
+            default = fields[key].default.factory() if isinstance(fields[key].default, attrs.Factory) else None
+            choice = self.choice(kind, value, f"{where[:-1]}.{key}]", default)
+            if choice is not None:
+                nested[fields[key].alias] = choice
+        if len(self.problems) > before:
+            self._type_problems(cls, plain, where)  # still report wrong types and values beside the others
+            return None
+        return self._structure(cls, plain, nested, where)
+
+    def _type_problems(self, cls: type, plain: dict[str, Any], where: str) -> None:
+        with attrs.validators.disabled():
+            try:
+                converter.structure(plain, cls)
+            except cattrs.BaseValidationError as exc:
+                self._cattrs_problems(exc, plain, where)
+            except (ValueError, TypeError):
+                pass
+
+    def _cattrs_problems(self, exc: cattrs.BaseValidationError, values: dict[str, Any], where: str) -> None:
         lines = cattrs.transform_error(exc, path="$", format_exception=lambda e, _t: str(e))
-        details = "; ".join(_key_message(line, values) for line in lines)
-        raise FmError(f"{where} {details}") from None
+        self.problems.extend(f"{where} {_key_message(line, values)}" for line in lines)
+
+    def _structure(self, cls: type, plain: dict[str, Any], nested: dict[str, Choice], where: str) -> Any:
+        before = len(self.problems)
+        with attrs.validators.disabled():
+            try:
+                loose = converter.structure(plain, cls)
+            except cattrs.BaseValidationError as exc:
+                self._cattrs_problems(exc, plain, where)
+                return None
+            except (ValueError, TypeError) as exc:  # raised by the class itself (__attrs_post_init__)
+                self.problems.append(f"{where} {exc}")
+                return None
+        for f in attrs.fields(cls):  # every validator, so that every bad value is reported
+            if f.validator is not None and f.name in plain:
+                try:
+                    f.validator(loose, f, getattr(loose, f.name))
+                except (ValueError, TypeError) as exc:
+                    self.problems.append(f"{where} {exc}")
+        if len(self.problems) > before:
+            return None
+        try:
+            options = attrs.evolve(loose, **nested)
+        except (ValueError, TypeError) as exc:
+            self.problems.append(f"{where} {exc}")
+            return None
+        return self._resolve_files(options)
+
+    def _resolve_files(self, options: Any) -> Any:
+        """Options marked ``file=True`` become absolute paths (relative ones are relative to the recipe)."""
+        if self.base_dir is None:
+            return options
+        changes = {}
+        for f in attrs.fields(type(options)):
+            value = getattr(options, f.name)
+            if f.metadata.get("file") and isinstance(value, str) and value:
+                changes[f.alias] = str((self.base_dir / value).resolve())
+        return attrs.evolve(options, **changes) if changes else options
 
 
 def _key_message(line: str, values: dict[str, Any]) -> str:
@@ -113,89 +231,53 @@ def _key_message(line: str, values: dict[str, Any]) -> str:
     return f"{key}{shown}: {msg}"
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    """Parse a TOML file; syntax errors name the file, line and column."""
-    if not path.is_file():
-        raise FmError(f"recipe file {str(path)!r} not found" if not path.exists() else
-                      f"recipe {str(path)!r} is not a file")
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise FmError(f"{path}: invalid TOML: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise FmError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``table.key=value`` -> (["table", "key"], value); the value is read as TOML, else as a string."""
-    key, sep, raw = text.partition("=")
-    parts = key.strip().split(".")
-    if not sep or len(parts) != 2 or not all(parts):
-        raise FmError(f"--set {text!r}: expected TABLE.KEY=VALUE, e.g. --set train.steps=200")
-    try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw.strip()
-    return parts, value
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """A copy of ``raw`` with each ``--set TABLE.KEY=VALUE`` applied."""
-    raw = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
-    for text in overrides:
-        (table, key), value = parse_override(text)
-        if table not in TABLES:
-            raise FmError(f"--set {text!r}: unknown table {table!r}{did_you_mean(table, TABLES)}; "
-                          f"tables: {', '.join(TABLES)}")
-        raw.setdefault(table, {})[key] = value
-    return raw
+def structure_options(cls: type, values: dict[str, Any], where: str, registry: Registry | None = None) -> Any:
+    """Build options class ``cls`` from ``values`` (``where``, e.g. ``[network]``, prefixes each problem)."""
+    loader = Loader(registry if registry is not None else Registry())
+    options = loader.options(cls, dict(values), where)
+    if loader.problems:
+        raise RecipeError(where.split(":")[0] if ":" in where else "options", loader.problems)
+    return options
 
 
 def load_recipe(path: str | Path, registry: Registry, overrides: list[str] = ()) -> Recipe:
     """Read, override and validate a recipe file."""
     path = Path(path)
-    return recipe_from_dict(apply_overrides(read_toml(path), list(overrides)), registry, source=str(path),
-                            base_dir=path.parent)
+    raw, given = apply_overrides(read_toml(path), list(overrides))
+    return recipe_from_dict(raw, registry, source=str(path), base_dir=path.parent, overrides=given)
 
 
 def recipe_from_dict(raw: dict[str, Any], registry: Registry, source: str = "<recipe>",
-                     base_dir: Path | None = None) -> Recipe:
-    """Validate a parsed recipe; relative file options are resolved against ``base_dir``."""
-    unknown = [t for t in raw if t not in TABLES]
-    if unknown:
-        t = unknown[0]
-        raise FmError(f"{source}: unknown table [{t}]{did_you_mean(t, TABLES)}; tables: {', '.join(TABLES)}")
-    choices = {}
-    for table, kind in COMPONENT_TABLES.items():
+                     base_dir: Path | None = None, overrides: Overrides | None = None) -> Recipe:
+    """Validate a parsed recipe; relative file options are resolved against ``base_dir``. Every problem is
+    gathered into one :class:`RecipeError`; problems in values given by ``--set`` say so."""
+    loader = Loader(registry, base_dir)
+    for t in raw:
+        if t not in TABLES:
+            loader.problems.append(f"unknown table [{t}]{did_you_mean(t, TABLES)}; tables: {', '.join(TABLES)}")
+    choices: dict[str, Choice] = {}
+    for table, kind in RECIPE_TABLES.items():
         values = raw.get(table)
         if values is None:
-            if table not in DEFAULT_NAMES:
-                raise FmError(f"{source}: missing table [{table}] (it needs at least name = \"...\"; "
-                              f"installed: {listing(registry.names(kind))})")
-            values = {"name": DEFAULT_NAMES[table]}
+            default = KINDS[kind].default
+            if default is None:
+                loader.problems.append(f"missing table [{table}] (it needs at least name = \"...\"; "
+                                       f"installed: {listing(registry.names(kind))})")
+                continue
+            values = {"name": default}
         if not isinstance(values, dict):
-            raise FmError(f"{source}: {table} must be a table [{table}], got {type(values).__name__}")
-        values = dict(values)
-        name = values.pop("name", None)
-        if not isinstance(name, str):
-            raise FmError(f"{source}: [{table}] needs name = \"...\" (a string); "
-                          f"installed: {listing(registry.names(kind))}")
-        component = registry.get(kind, name, where=f"{source}: [{table}] name")
-        options = structure_options(component.options_class, values, f"{source}: [{table}]")
-        choices[table] = Choice(kind, name, _resolve_files(options, base_dir))
-    train = raw.get("train", {})
-    if not isinstance(train, dict):
-        raise FmError(f"{source}: train must be a table [train], got {type(train).__name__}")
-    return Recipe(**choices, train=structure_options(TrainOptions, train, f"{source}: [train]"), source=source)
-
-
-def _resolve_files(options: Any, base_dir: Path | None) -> Any:
-    """Options marked ``file=True`` become absolute paths (relative ones are relative to the recipe)."""
-    if base_dir is None:
-        return options
-    changes = {}
-    for f in attrs.fields(type(options)):
-        value = getattr(options, f.name)
-        if f.metadata.get("file") and isinstance(value, str) and value:
-            changes[f.name.lstrip("_")] = str((base_dir / value).resolve())
-    return attrs.evolve(options, **changes) if changes else options
+            loader.problems.append(f"{table} must be a table [{table}], got {type(values).__name__}")
+            continue
+        choice = loader.choice(kind, values, f"[{table}]")
+        if choice is not None:
+            choices[table] = choice
+    train_values = raw.get("train", {})
+    train = None
+    if isinstance(train_values, dict):
+        train = loader.options(TrainOptions, dict(train_values), "[train]")
+    else:
+        loader.problems.append(f"train must be a table [train], got {type(train_values).__name__}")
+    if loader.problems:
+        given = overrides or Overrides()
+        raise RecipeError(source, [given.annotate(p) for p in loader.problems])
+    return Recipe(choices, train, source=source)

@@ -8,7 +8,9 @@ from typing import Any
 import attrs
 
 from fmcore.core.errors import FmError, did_you_mean
-from fmcore.plugins.registry import KINDS, RECIPE_KINDS, Registry
+from fmcore.core.options import Choice
+from fmcore.plugins.kinds import KINDS, kind_named
+from fmcore.plugins.registry import Registry
 from fmcore.recipe.recipe import converter
 from fmcore.recipe.train_options import TrainOptions
 
@@ -25,7 +27,7 @@ def option_rows(cls: type) -> list[dict[str, Any]]:
             default, required = None, True
         else:
             value = f.default.factory() if isinstance(f.default, attrs.Factory) else f.default  # type: ignore[attr-defined]
-            default, required = converter.unstructure(value), False
+            default, required = (value.name if isinstance(value, Choice) else converter.unstructure(value)), False
         rows.append({"name": f.name, "type": _type_name(f.type), "default": default, "required": required,
                      "help": f.metadata.get("help", "")})
     return rows
@@ -33,9 +35,13 @@ def option_rows(cls: type) -> list[dict[str, Any]]:
 
 def schema(registry: Registry, kind: str | None = None, name: str | None = None) -> dict[str, Any]:
     """``{kind: {name: {"help", "package", "options": [...]}}}``, plus ``train`` for the [train] table."""
-    if kind is not None and kind not in (*KINDS, "train"):
-        raise FmError(f"unknown kind {kind!r}{did_you_mean(kind, (*KINDS, 'train'))}; "
-                      f"kinds: {', '.join((*KINDS, 'train'))}")
+    if kind is not None and kind != "train":
+        resolved = kind_named(kind)
+        if resolved is None:
+            words = (*KINDS, "data", "train")
+            raise FmError(f"unknown kind {kind!r}{did_you_mean(kind, words)}; kinds: {', '.join((*KINDS, 'train'))} "
+                          "(or a recipe table: data)")
+        kind = resolved
     out: dict[str, Any] = {}
     for k in KINDS if kind is None else ([kind] if kind != "train" else []):
         comps = registry.components(k)
@@ -58,8 +64,8 @@ def print_schema(registry: Registry, kind: str | None, name: str | None, as_json
         for cname, info in comps.items():
             if k == "train":
                 header = "[train]"
-            elif k in RECIPE_KINDS:
-                header = f"[{KINDS[k][1]}] name = {cname!r}"
+            elif KINDS[k].table is not None:
+                header = f"[{KINDS[k].table}] name = {cname!r}"
             else:  # chosen outside recipes, e.g. `fm eval --features NAME`
                 header = f"{k} {cname!r}"
             print(f"{header}  ({k} from {info['package']}): {info['help']}")

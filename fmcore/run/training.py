@@ -100,13 +100,12 @@ class Trainer:
                           f"= {self.world} x {self.o.grad_accum}")
         self.micro = self.o.batch_size // per_step
         set_seed(self.o.seed)  # identical initial weights on every process
-        self.c: Components = build(recipe, registry)
+        self.c: Components = build(recipe, registry, training=True)  # the compatibility check, before step 1
         self.info = self.c.dataset.info
         set_seed(self.o.seed, device_specific=True)  # then a distinct data stream per process
         if count_parameters(self.c.network) == 0:
             raise FmError(f"[network] {recipe.network.name} has no trainable parameters, so there is nothing to "
-                          "train; sample from it directly (for the oracle: fm oracle RECIPE --run-dir DIR, "
-                          "then fm sample RUN_DIR)")
+                          "train; make a run from it directly: fm oracle RECIPE --run-dir DIR, then fm sample DIR")
         self.device = self.acc.device
         model = self.c.network.to(self.device)
         self.model, self.opt = self.acc.prepare(model, make_optimizer(model, self.o))
@@ -324,5 +323,6 @@ def train(recipe: Recipe, registry: Registry, run_dir: str | Path, resume: bool 
     if trainer.acc.is_main_process and not resume:
         run_dir.mkdir(parents=True, exist_ok=True)
         ckpt.write_text_atomic(run_dir / rundir.RECIPE, recipe.to_toml())
+        rundir.write_provenance(run_dir, recipe, registry)
     trainer.acc.wait_for_everyone()
     return trainer.train()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from fmcore import Field, Sampler, SamplerOptions
-from fmcore.core.noise import BatchNoise
+from fmcore import BatchNoise, Field, Sampler, SamplerOptions
 
 
 class Midpoint(Sampler):

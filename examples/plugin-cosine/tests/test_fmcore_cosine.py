@@ -13,7 +13,7 @@ import pytest
 import torch
 from fmcore_cosine import CosineOptions, CosinePath, Midpoint
 
-from fmcore.cli.commands import main
+from fmcore.cli import main
 from fmcore.plugins.loading import get_registry
 from fmcore.run.sampling import generate
 from fmcore.testing import ObjectiveConformance, PathConformance, SamplerConformance, exact_field

@@ -9,7 +9,7 @@ images (35 to 37 per class; the classes hold 174 to 183 images) and 1,438 traini
 ``split = "all"`` trains on all 1,797 (then there is no held-out set and references are training images).
 
 The feature network for ``fm eval`` (registered as feature ``digits``) is a small CNN classifier trained
-on the training split by fmcore itself, deterministically, and cached (see :mod:`fmcore.core.features`).
+on the training split by fmcore itself, deterministically, and cached (see :mod:`fmcore.run.features`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from fmcore import ArrayDataset, Batch
-from fmcore.core.features import CachedClassifier, ClassifierRecipe
 from fmcore.core.options import help_field, one_of, positive
+from fmcore.run.features import CachedClassifier, ClassifierRecipe
 
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0

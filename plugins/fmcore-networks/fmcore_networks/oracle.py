@@ -51,6 +51,6 @@ class OracleNetwork(Network):
 
     def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
         if self.oracle is None:
-            raise FmError("the oracle network is not bound to a data set and path: call "
-                          "fmcore.core.oracle.bind_network(components) first (fm sample and fm eval do)")
+            raise FmError("the oracle network is not bound to a data set and path: build it through a recipe "
+                          "(fmcore.load_recipe, then fmcore.build), which binds it")
         return self.oracle(x, t)

@@ -119,29 +119,40 @@ class UNet(Network):
 
     Options = UNetOptions
 
-    def __init__(self, options: UNetOptions, info: DataInfo):
+    @classmethod
+    def data_problems(cls, options: UNetOptions, info: DataInfo) -> list[str]:
+        """Image data [C, H, W] with H and W divisible by 2^(levels - 1); num_classes absent, 0 or the data's."""
         o = options
         if len(info.shape) != 3:
-            raise ValueError(f"unet needs image data of shape [C, H, W]; this data has samples of shape "
-                             f"{list(info.shape)} (use the mlp network for vectors)")
+            return [f"unet needs image data of shape [C, H, W]; this data has samples of shape {list(info.shape)} "
+                    "(use the mlp network for vectors)"]
+        problems = []
         if o.num_classes not in (None, 0, info.num_classes):
-            raise ValueError(f"num_classes = {o.num_classes}, but the data has "
-                             f"{info.num_classes or 'no'} classes; leave num_classes out to follow the data, "
-                             "or set 0 to ignore the labels")
+            problems.append(f"num_classes = {o.num_classes}, but the data has {info.num_classes or 'no'} classes; "
+                            "leave num_classes out to follow the data, or set 0 to ignore the labels")
+        levels = len(o.channel_mult)
+        factor = 2 ** (levels - 1)
+        _, height, width = info.shape
+        if height % factor or width % factor:
+            problems.append(f"unet with {levels} levels (channel_mult = {o.channel_mult}) halves the resolution "
+                            f"{levels - 1} times, so H and W must be divisible by {factor}; the data is "
+                            f"{height} x {width}")
+        bad = [i for i in o.attention_levels if i >= levels]
+        if bad:
+            problems.append(f"attention_levels = {o.attention_levels}: levels are 0 .. {levels - 1} "
+                            f"(channel_mult has {levels} entries)")
+        return problems
+
+    def __init__(self, options: UNetOptions, info: DataInfo):
+        o = options
+        problems = self.data_problems(o, info)
+        if problems:
+            raise ValueError("; ".join(problems))
         if o.num_classes == 0:
             info = attrs.evolve(info, num_classes=0)
         super().__init__(options, info)
         c_img, height, width = info.shape
         levels = len(o.channel_mult)
-        factor = 2 ** (levels - 1)
-        if height % factor or width % factor:
-            raise ValueError(f"unet with {levels} levels (channel_mult = {o.channel_mult}) halves the resolution "
-                             f"{levels - 1} times, so H and W must be divisible by {factor}; the data is "
-                             f"{height} x {width}")
-        bad = [i for i in o.attention_levels if i >= levels]
-        if bad:
-            raise ValueError(f"attention_levels = {o.attention_levels}: levels are 0 .. {levels - 1} "
-                             f"(channel_mult has {levels} entries)")
         ch, emb_dim = o.channels, 4 * o.channels
         self.time_embedding = SinusoidalTimeEmbedding(ch)
         self.time_mlp = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from fmcore import Field, Sampler, SamplerOptions
-from fmcore.core.noise import BatchNoise
-from fmcore.core.sde import euler_step
+from fmcore import BatchNoise, Field, Sampler, SamplerOptions, euler_step
 
 
 class Euler(Sampler):

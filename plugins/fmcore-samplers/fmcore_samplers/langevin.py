@@ -6,11 +6,8 @@ import attrs
 import torch
 from torch import Tensor
 
-from fmcore import Field, Sampler, SamplerOptions
-from fmcore.core.noise import BatchNoise
-from fmcore.core.options import help_field, non_negative, positive
-from fmcore.core.sde import LangevinOptions, langevin, score_time_range
-from fmcore.core.tensors import as_time
+from fmcore import BatchNoise, Field, Sampler, SamplerOptions, as_time, help_field, non_negative, positive
+from fmcore.core.langevin import LangevinOptions, langevin, score_time_range
 
 
 @attrs.define(kw_only=True)
@@ -25,6 +22,7 @@ class AnnealedLangevin(Sampler):
     x += (a_i/2) s(x, t_i) + sqrt(a_i) n with a_i = step_size beta_{t_i}^2 (the SMLD rule; no ODE predictor)."""
 
     Options = AnnealedLangevinOptions
+    needs_score = True
 
     def __init__(self, options: AnnealedLangevinOptions):
         super().__init__(options)

@@ -1,8 +1,10 @@
-"""Entry point of the fmcore-samplers package."""
+"""Entry point of the fmcore-samplers package: samplers, time grids and diffusions."""
 
-from fmcore import hookimpl
+from fmcore import PathDiffusion, UniformGrid, hookimpl
+from fmcore_samplers.diffusions import ConstantDiffusion, ZeroDiffusion
 from fmcore_samplers.euler import Euler
 from fmcore_samplers.euler_maruyama import EulerMaruyama
+from fmcore_samplers.grids import AngleGrid, DataGrid
 from fmcore_samplers.heun import Heun
 from fmcore_samplers.langevin import AnnealedLangevin
 from fmcore_samplers.pc import PredictorCorrector
@@ -15,3 +17,17 @@ def register_samplers(register):
     register("euler_maruyama", EulerMaruyama)
     register("langevin", AnnealedLangevin)
     register("pc", PredictorCorrector)
+
+
+@hookimpl
+def register_grids(register):
+    register("uniform", UniformGrid)
+    register("data", DataGrid)
+    register("angle", AngleGrid)
+
+
+@hookimpl
+def register_diffusions(register):
+    register("path", PathDiffusion)
+    register("constant", ConstantDiffusion)
+    register("zero", ZeroDiffusion)

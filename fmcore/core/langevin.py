@@ -1,18 +1,7 @@
-"""Shared stochastic-sampling math: the reverse-SDE diffusion, one Euler–Maruyama step, Langevin steps.
+"""Shared Langevin math (the ``langevin`` sampler and the ``pc`` corrector use it): Langevin steps that target
+``p_t`` at a fixed time, and the time range where the score is finite.
 
-fmcore's time runs from noise (t = 0) to data (t = 1). For a Gaussian path ``x = alpha_t z + beta_t eps``
-every diffusion ``sigma_t >= 0`` gives an SDE with the same marginals ``p_t`` as the probability-flow ODE:
-
-    dX = [u_t(X) + sigma_t^2 / 2 * grad log p_t(X)] dt + sigma_t dW.
-
-The path's own *reverse-SDE diffusion* (the forward noising SDE run backwards) is
-
-    g(t)^2 = -alpha^2 d/dt (beta^2 / alpha^2) = 2 beta^2 (d_alpha / alpha - d_beta / beta),
-
-which is ``b(1 - t)`` on VP (because ``beta d_beta = -alpha d_alpha`` there) and ``d[sigma^2]/ds`` at
-``s = 1 - t`` on VE (``alpha = 1``); on CondOT it is ``2 (1 - t) / t``, infinite at t = 0.
-
-Samplers import these functions; none repeats the formulas (docs/samplers.md).
+One step at time ``t``: ``x + (a/2) s(x, t) + sqrt(a) n`` with ``n ~ N(0, I)`` (Song & Ermon 2019).
 """
 
 from __future__ import annotations
@@ -25,16 +14,10 @@ from fmcore.core.errors import FmError
 from fmcore.core.field import Field
 from fmcore.core.noise import BLOCK, BatchNoise
 from fmcore.core.options import help_field, non_negative, one_of
-from fmcore.core.path import GaussianPath, Schedule
+from fmcore.core.path import GaussianPath
 from fmcore.core.tensors import as_time
 
-DIFFUSIONS = ("path", "constant", "zero")
 LANGEVIN_RULES = ("noise", "snr")
-
-
-def reverse_diffusion_sq(s: Schedule) -> Tensor:
-    """``g(t)^2 = 2 beta^2 d_alpha / alpha - 2 beta d_beta`` (``+inf`` where alpha = 0, e.g. CondOT at t = 0)."""
-    return 2 * s.beta**2 * s.d_alpha / s.alpha - 2 * s.beta * s.d_beta
 
 
 def gaussian_path(field: Field, what: str) -> GaussianPath:
@@ -60,54 +43,6 @@ def score_time_range(field: Field, t_eps: float) -> tuple[float, float]:
     if not lo < hi:
         raise FmError(f"empty score time range [{lo}, {hi}]: t_eps = {t_eps} is too large")
     return lo, hi
-
-
-@attrs.define(kw_only=True, slots=False)  # a mixin: several option mixins combine
-class DiffusionOptions:
-    """The choice of ``sigma_t`` in ``dX = [u + sigma_t^2/2 s] dt + sigma_t dW``."""
-
-    diffusion: str = help_field(
-        "path", "sigma_t: 'path' (scale * the path's reverse-SDE diffusion g(t)), 'constant' (= scale) or 'zero' "
-        "(the probability-flow ODE, i.e. Euler)", validator=one_of(DIFFUSIONS),
-    )
-    scale: float = help_field(1.0, "multiplies g(t) ('path'), or the constant sigma ('constant')",
-                              validator=non_negative)
-    limit: float = help_field(
-        1.0, "stability cap sigma_t^2 <= limit * beta_t^2 / h per step (0 disables); keeps the score term's "
-        "contraction h sigma^2 / (2 var_t) <= limit / 2 where var_t >= beta_t^2", validator=non_negative,
-    )
-
-
-def diffusion_sq(o: DiffusionOptions, s: Schedule, h: Tensor) -> Tensor:
-    """``sigma_t^2`` for a step of size ``h`` at schedule ``s``: the chosen diffusion, capped at
-    ``limit * beta_t^2 / h`` (``min(+inf, cap) = cap`` makes CondOT's 'path' diffusion finite at t = 0)."""
-    if o.diffusion == "path":
-        sq = o.scale**2 * reverse_diffusion_sq(s)
-    else:
-        sq = torch.full_like(s.beta, o.scale**2 if o.diffusion == "constant" else 0.0)
-    if o.limit > 0:
-        sq = torch.minimum(sq, o.limit * s.beta**2 / h)
-    return sq
-
-
-def euler_step(field: Field, x: Tensor, t: Tensor, t_next: Tensor) -> Tensor:
-    """``x + h u(x, t)``, ``h = t_next - t``."""
-    return x + (t_next - t) * field.velocity(x, t)
-
-
-def euler_maruyama_step(field: Field, x: Tensor, t: Tensor, t_next: Tensor, noise: BatchNoise,
-                        o: DiffusionOptions) -> Tensor:
-    """``x + h [u(x,t) + sigma_t^2/2 s(x,t)] + sigma_t sqrt(h) n`` with one network evaluation.
-
-    ``diffusion = 'zero'`` is exactly :func:`euler_step` (no score, no noise drawn).
-    """
-    if o.diffusion == "zero":
-        return euler_step(field, x, t, t_next)
-    h = t_next - t
-    v, score = field.velocity_and_score(x, t)
-    s = field.path.schedule(as_time(t, x).clamp(*field.time_range), x)
-    sq = diffusion_sq(o, s, h)
-    return x + h * (v + 0.5 * sq * score) + torch.sqrt(sq * h) * noise.randn().to(x.dtype)
 
 
 @attrs.define(kw_only=True, slots=False)  # a mixin: several option mixins combine

@@ -1,0 +1,37 @@
+"""Helpers shared by the commands: argument types, the registry of a plugin host, the --set option."""
+
+from __future__ import annotations
+
+import argparse
+
+from fmcore.plugins.loading import PluginHost
+from fmcore.plugins.registry import Registry
+
+SET_HELP = "override a recipe value, e.g. --set train.steps=200 --set network.hidden=[128,128]"
+
+
+def registry_of(host: PluginHost) -> Registry:
+    """The host's registry, with a one-line warning when some plugin is broken."""
+    registry = host.registry()
+    host.warn_broken()
+    return registry
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def add_set(parser: argparse.ArgumentParser, help: str = SET_HELP, metavar: str = "TABLE.KEY=VALUE") -> None:
+    parser.add_argument("--set", action="append", default=[], metavar=metavar, help=help)
+
+
+def add_sampler_choice(parser: argparse.ArgumentParser) -> None:
+    """``--sampler NAME`` and ``--set sampler.KEY=VALUE`` (fm sample, fm eval)."""
+    parser.add_argument("--sampler", help="use another sampler (its options start from their defaults)")
+    add_set(parser, "sampler option, e.g. --set sampler.steps=32 --set sampler.grid=angle", "sampler.KEY=VALUE")

@@ -1,0 +1,25 @@
+"""Training-time densities besides the uniform one (``fmcore.UniformTimes``, registered as 'uniform')."""
+
+from __future__ import annotations
+
+import attrs
+import torch
+from torch import Tensor
+
+from fmcore import TimeDensity, help_field, non_negative
+
+
+@attrs.define(kw_only=True)
+class LogitNormalOptions:
+    mean: float = help_field(0.0, "mean m of the normal before the sigmoid")
+    std: float = help_field(1.0, "scale s of the normal before the sigmoid", validator=non_negative)
+
+
+class LogitNormal(TimeDensity):
+    """``u = sigmoid(m + s N(0, 1))`` (Esser et al. 2024, SD3): more training time in the middle of the path."""
+
+    Options = LogitNormalOptions
+
+    def sample(self, n: int, device, generator: torch.Generator | None = None) -> Tensor:
+        o = self.options
+        return torch.sigmoid(o.mean + o.std * torch.randn(n, device=device, generator=generator))

@@ -67,6 +67,7 @@ def test_example_recipes_pass_check(fm):
     assert objectives >= {"cfm", "dsm", "ddpm"}
 
 
+@pytest.mark.e2e
 def test_check_refuses_an_option_the_path_does_not_have(tmp_path):
     recipe = write(tmp_path, BASE + """
         [path]
@@ -82,7 +83,7 @@ def test_check_refuses_an_option_the_path_does_not_have(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def test_check_refuses_score_objective_without_t_eps_where_beta_1_is_0(tmp_path):
+def test_check_refuses_score_objective_without_t_eps_where_beta_1_is_0(tmp_path, fm):
     recipe = write(tmp_path, BASE + """
         [path]
         name = "condot"
@@ -91,9 +92,9 @@ def test_check_refuses_score_objective_without_t_eps_where_beta_1_is_0(tmp_path)
         name = "dsm"
         t_eps = 0.0
         """)
-    done = fm_check(recipe)
-    assert done.returncode == 2
-    assert done.stderr.strip() == (
+    code, _out, err = fm("recipe", "check", recipe)
+    assert code == 2
+    assert err.strip() == (
         f"error: {recipe}: [objective] dsm (fmcore-objectives 0.2.0) cannot train on "
         "[path] condot (fmcore-paths 0.2.0): "
         "t=0: alpha_0 = 0, so the data cannot be recovered from a noise or score prediction; "

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from tests.test_training import _recipe_text
 
@@ -19,6 +20,7 @@ def _losses(run) -> tuple[list[int], np.ndarray]:
     return [r["step"] for r in rows], np.array([r["loss"] for r in rows])
 
 
+@pytest.mark.e2e
 def test_two_processes_match_one_process_and_write_once(tmp_path, write_recipe):
     recipe = write_recipe(_recipe_text(steps=250, batch_size=256, lr=2e-3, log_every=25, checkpoint_every=125,
                                        seed=0))

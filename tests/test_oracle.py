@@ -20,7 +20,6 @@ MIX = GaussianMixture.isotropic(torch.tensor([[3.0, 0.0], [-1.5, 2.6], [-1.5, -2
                                 torch.tensor([0.3, 0.3, 0.2, 0.2]))
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def log_density(mix: GaussianMixture, path, x: torch.Tensor, t: float) -> torch.Tensor:

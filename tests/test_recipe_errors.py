@@ -108,6 +108,7 @@ def test_training_into_existing_run_refused_and_untouched(fm, write_recipe, tmp_
     assert (run / "precious.txt").read_text() == "keep me"
 
 
+@pytest.mark.e2e
 def test_command_line_entry_point_exits_2_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "fmcore", "recipe", "check", str(tmp_path / "none.toml")],
                           capture_output=True, text=True)

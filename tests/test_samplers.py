@@ -50,7 +50,6 @@ SAMPLERS = {
 }
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def endpoint_errors(path, cls, opts, grid: str = "uniform", n: int = 128, mix: GaussianMixture = MIX):

@@ -5,13 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-import torch
-
-from fmcore import api
 from fmcore.cli.common import add_sampler_choice, positive_int, registry_of
 from fmcore.cli.sample import check_sampler_overrides
-from fmcore.run.evaluate import evaluate
-from fmcore.run.rundir import default_device
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -30,6 +25,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args, host) -> int:
+    import torch
+
+    from fmcore import api
+    from fmcore.run.evaluate import evaluate
+    from fmcore.run.rundir import default_device
+
     check_sampler_overrides(args.set, "eval")
     run = api.load_run(args.run_dir, ema=not args.no_ema, overrides=args.set, sampler=args.sampler,
                        registry=registry_of(host))

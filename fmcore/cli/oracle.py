@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from fmcore import api
 from fmcore.cli.common import add_set, registry_of
 
 
@@ -17,6 +16,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args, host) -> int:
+    from fmcore import api  # the API pulls in accelerate, scipy and matplotlib: only when a command needs them
+
     registry = registry_of(host)
     recipe = api.load_recipe(args.recipe, args.set, registry=registry)
     out = api.make_oracle_run(recipe, args.run_dir, registry=registry).directory

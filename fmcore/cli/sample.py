@@ -7,14 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from fmcore import api
 from fmcore.cli.common import add_sampler_choice, positive_int, registry_of
 from fmcore.core.errors import FmError
-from fmcore.run.rundir import default_device
-from fmcore.run.sampling import balanced_labels, generate, parse_classes
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -45,9 +39,14 @@ def check_sampler_overrides(overrides: list[str], command: str) -> None:
 
 
 def run(args, host) -> int:
+    import numpy as np
+    import torch
     from tqdm.auto import tqdm
 
+    from fmcore import api
     from fmcore.run import plotting
+    from fmcore.run.rundir import default_device
+    from fmcore.run.sampling import balanced_labels, generate, parse_classes
 
     check_sampler_overrides(args.set, "sample")
     run = api.load_run(args.run_dir, ema=not args.no_ema, overrides=args.set, sampler=args.sampler,

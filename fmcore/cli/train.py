@@ -6,10 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
-from fmcore import api
 from fmcore.cli.common import add_set, registry_of
 from fmcore.core.errors import FmError
-from fmcore.run.rundir import RECIPE
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -22,6 +20,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args, host) -> int:
+    from fmcore import api  # the API pulls in accelerate, scipy and matplotlib: only when a command needs them
+    from fmcore.run.rundir import RECIPE
+
     registry = registry_of(host)
     if args.resume:
         run_dir = Path(args.resume)

@@ -13,7 +13,6 @@ import math
 import attrs
 import numpy as np
 import torch
-from sklearn.datasets import make_circles, make_moons
 from torch import Tensor
 
 from fmcore import Batch, DataInfo, Dataset
@@ -61,6 +60,8 @@ class Moons(Toy2D):
     Options = MoonsOptions
 
     def points(self, n, generator):
+        from sklearn.datasets import make_moons  # imported when used: scikit-learn costs ~1.5 s at startup
+
         x, _ = make_moons(n, noise=self.options.noise, random_state=_numpy_seed(generator))
         return torch.from_numpy(x.astype(np.float32)) * 3.0 - 1.0
 
@@ -96,6 +97,8 @@ class Circles(Toy2D):
     """Two concentric circles: make_circles(factor=0.5, noise=0.08) scaled by 3 (FFJORD)."""
 
     def points(self, n, generator):
+        from sklearn.datasets import make_circles
+
         x, _ = make_circles(n, factor=0.5, noise=0.08, random_state=_numpy_seed(generator))
         return torch.from_numpy(x.astype(np.float32)) * 3.0
 

@@ -36,6 +36,8 @@ class Network(nn.Module):
     Options: ClassVar[type]
     #: False for parameter-free networks (the exact ``oracle`` field): nothing to train
     trainable: ClassVar[bool] = True
+    #: the network reads the path's alpha_t, beta_t (the exact ``oracle`` field does)
+    needs_gaussian_path: ClassVar[bool] = False
 
     @classmethod
     def data_problems(cls, options, info: DataInfo) -> list[str]:
@@ -51,6 +53,11 @@ class Network(nn.Module):
     def bind(self, dataset, path, prediction) -> None:
         """Called once after construction with the recipe's data set, path and the objective's prediction
         (a network defined by them, like the exact ``oracle`` field, reads them here); nothing by default."""
+
+    def time_range(self) -> tuple[float, float]:
+        """Times where the network's output is finite (after :meth:`bind`); the field evaluates it only inside
+        this range intersected with the objective's. [0, 1] by default."""
+        return 0.0, 1.0
 
     def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:  # pragma: no cover
         raise NotImplementedError

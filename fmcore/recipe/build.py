@@ -35,9 +35,12 @@ class Components:
     network: Network | None = None
 
     def field(self, network=None) -> Field:
-        """The network (or another one, e.g. its EMA copy) read as a field through path and objective."""
-        return Field(network if network is not None else self.network, self.path, self.objective.prediction,
-                     self.objective.time_range(self.path))
+        """The network (or another one, e.g. its EMA copy) read as a field through path and objective, on the
+        times where both the objective's parameterization and the network are finite."""
+        net = network if network is not None else self.network
+        lo, hi = self.objective.time_range(self.path)
+        net_lo, net_hi = net.time_range() if hasattr(net, "time_range") else (0.0, 1.0)
+        return Field(net, self.path, self.objective.prediction, (max(lo, net_lo), min(hi, net_hi)))
 
 
 def describer(registry: Registry):

@@ -77,6 +77,9 @@ def compatibility_problems(components, describe: Describe, training: bool = Fals
                         "labels; set cond_dropout = 0")
     net_side, net_cls = describe("[network]", r.network), r.network.cls
     problems += [f"{net_side} cannot model {data_side}: {p}" for p in net_cls.data_problems(r.network.options, info)]
+    if net_cls.needs_gaussian_path and not isinstance(c.path, GaussianPath):
+        problems.append(f"{net_side} needs a Gaussian path (it reads alpha_t and beta_t), but {path_side} "
+                        f"{path_words(c.path)}")
     if training and not net_cls.trainable:
         problems.append(f"{net_side} has no trainable parameters, so there is nothing to train; make a run "
                         "from it directly: fm oracle RECIPE --run-dir DIR, then fm sample DIR")

@@ -11,7 +11,7 @@ from torch import Tensor
 from fmcore import DataInfo, Dataset, FmError, Network, Prediction, ProbabilityPath
 from fmcore.core.dataset import ArrayDataset
 from fmcore.core.options import help_field, positive
-from fmcore.core.oracle import GaussianMixture, Oracle
+from fmcore.core.oracle import GaussianMixture, Oracle, oracle_time_range
 
 
 @attrs.define(kw_only=True)
@@ -20,6 +20,8 @@ class OracleOptions:
         2000, "data sets without an exact mixture: use the empirical law of at most this many of their points",
         validator=positive)
     seed: int = help_field(0, "which points (a seeded subset or draw) make up the empirical law")
+    t_eps: float = help_field(1e-3, "an empirical law (point masses) on a path with beta_1 = 0 is singular at t = 1: "
+                              "evaluate it only up to 1 - t_eps", validator=positive)
 
 
 class OracleNetwork(Network):
@@ -27,6 +29,7 @@ class OracleNetwork(Network):
 
     Options = OracleOptions
     trainable: ClassVar[bool] = False
+    needs_gaussian_path: ClassVar[bool] = True
 
     def __init__(self, options: OracleOptions, info: DataInfo):
         super().__init__(options, info)
@@ -48,6 +51,12 @@ class OracleNetwork(Network):
     def bind(self, dataset: Dataset, path: ProbabilityPath, prediction: Prediction) -> None:
         """Read ``dataset`` as a mixture and predict its exact marginal ``prediction`` on ``path``."""
         self.oracle = Oracle(self.mixture_of(dataset), path, prediction)
+
+    def time_range(self) -> tuple[float, float]:
+        """Where the exact field is finite: :func:`fmcore.core.oracle.oracle_time_range`."""
+        if self.oracle is None:
+            return 0.0, 1.0
+        return oracle_time_range(self.oracle.mixture, self.oracle.path, self.oracle.prediction, self.options.t_eps)
 
     def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
         if self.oracle is None:

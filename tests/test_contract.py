@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fmcore import Batch, FmError, PathSample, ProbabilityPath, hookimpl
+from fmcore import Batch, PathSample, ProbabilityPath, hookimpl
 from fmcore.plugins.loading import PluginHost
 from fmcore.recipe.build import IncompatibleError, build
 from fmcore.recipe.recipe import RecipeError, recipe_from_dict

@@ -8,22 +8,14 @@ import pytest
 import torch
 from fmcore_objectives.objectives import CFM, DDPM, DSM, DSMOptions, ScoreOptions
 from fmcore_objectives.timedensities import LogitNormal
-from fmcore_paths.condot import CondOTOptions, CondOTPath
-from fmcore_paths.ve import VEOptions, VEPath
-from fmcore_paths.vp import VPOptions, VPPath
 
 from fmcore import Choice, UniformTimes
 from fmcore.core.dataset import Batch
 from fmcore.core.objective import ObjectiveOptions, posterior_data_noise
 from fmcore.core.options import OptionValueError
 from fmcore.core.prediction import Prediction, from_data_noise
+from tests.tables import PATHS
 
-PATHS = {
-    "condot": lambda: CondOTPath(CondOTOptions()),
-    "condot-smin": lambda: CondOTPath(CondOTOptions(sigma_min=0.05)),
-    "vp": lambda: VPPath(VPOptions()),
-    "ve": lambda: VEPath(VEOptions(sigma_min=0.01, sigma_max=10.0)),
-}
 OBJECTIVES = {
     "cfm": lambda **kw: CFM(ObjectiveOptions(**{"t_eps": 1e-3, **kw})),
     "dsm": lambda **kw: DSM(DSMOptions(**kw)),

@@ -8,14 +8,12 @@ import pytest
 import torch
 from fmcore_datasets.toy2d import EightGaussians, NoOptions
 from fmcore_networks.oracle import OracleNetwork, OracleOptions
-from fmcore_paths.condot import CondOTOptions, CondOTPath
-from fmcore_paths.ve import VEOptions, VEPath
-from fmcore_paths.vp import VPOptions, VPPath
 
 from fmcore import ArrayDataset, DataInfo, Field, Prediction, reverse_diffusion_sq
 from fmcore.core.oracle import GaussianMixture, Oracle, oracle_field, oracle_time_range
+from tests.tables import DEFAULT_PATHS
 
-PATHS = {"condot": CondOTPath(CondOTOptions()), "vp": VPPath(VPOptions()), "ve": VEPath(VEOptions())}
+PATHS = DEFAULT_PATHS
 MIX = GaussianMixture.isotropic(torch.tensor([[3.0, 0.0], [-1.5, 2.6], [-1.5, -2.6], [0.0, 0.0]]), 0.5,
                                 torch.tensor([0.3, 0.3, 0.2, 0.2]))
 

@@ -6,9 +6,6 @@ import itertools
 
 import pytest
 import torch
-from fmcore_paths.condot import CondOTOptions, CondOTPath
-from fmcore_paths.ve import VEOptions, VEPath
-from fmcore_paths.vp import VPOptions, VPPath
 from fmcore_samplers.euler import Euler
 
 from fmcore.core.field import Field
@@ -16,15 +13,10 @@ from fmcore.core.noise import BatchNoise
 from fmcore.core.path import GaussianPath
 from fmcore.core.prediction import Prediction, convert, from_data_noise, to_data_noise
 from fmcore.core.sampler import SamplerOptions
+from tests.tables import PATHS
 
 F64 = torch.float64
 KINDS = list(Prediction)
-PATHS = {
-    "condot": lambda: CondOTPath(CondOTOptions()),
-    "condot-smin": lambda: CondOTPath(CondOTOptions(sigma_min=0.05)),
-    "vp": lambda: VPPath(VPOptions()),
-    "ve": lambda: VEPath(VEOptions(sigma_min=0.01, sigma_max=10.0)),
-}
 
 
 def setup(name: str, shape=(2,), n: int = 64, seed: int = 0):

@@ -6,9 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from fmcore_paths.condot import CondOTOptions, CondOTPath
-from fmcore_paths.ve import VEOptions, VEPath
-from fmcore_paths.vp import VPOptions, VPPath
 from fmcore_samplers.euler import Euler
 from fmcore_samplers.euler_maruyama import EulerMaruyama, EulerMaruyamaOptions
 from fmcore_samplers.heun import Heun, HeunOptions
@@ -20,8 +17,9 @@ from fmcore.core.noise import BatchNoise
 from fmcore.core.oracle import GaussianMixture, Oracle, oracle_field
 from fmcore.run.metrics import wasserstein2
 from fmcore.run.sampling import generate
+from tests.tables import DEFAULT_PATHS
 
-PATHS = {"condot": CondOTPath(CondOTOptions()), "vp": VPPath(VPOptions()), "ve": VEPath(VEOptions())}
+PATHS = DEFAULT_PATHS
 MIX = GaussianMixture.isotropic(torch.tensor([[3.0, 0.0], [-1.5, 2.6], [-1.5, -2.6], [0.0, 0.0]]), 0.5,
                                 torch.tensor([0.3, 0.3, 0.2, 0.2]))
 NFES = [8, 16, 32, 64, 128]

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import attrs
 import torch
 from torch import Tensor
 
@@ -86,14 +87,18 @@ class Run:
 
     def sampler(self, name: str | None = None, **options: Any) -> Sampler:
         """The run's sampler, or sampler ``name``, with ``options`` changed (checked against the path)."""
-        current = self.recipe.sampler
-        values = {"name": name} if name is not None else choice_to_dict(current)
+        return self._sampler_choice(name, **options)[0]
+
+    def _sampler_choice(self, name: str | None = None, **options: Any) -> tuple[Sampler, Choice]:
+        if name is None and not options:
+            return self.components.sampler, self.recipe.sampler
+        values = {"name": name} if name is not None else choice_to_dict(self.recipe.sampler)
         values.update(options)
         loader = Loader(self.registry)
         choice = loader.choice("sampler", values, "[sampler]")
         if loader.problems:
             raise RecipeError("sampler options", loader.problems)
-        return self._checked(choice)
+        return self._checked(choice), choice
 
     def _checked(self, choice: Choice) -> Sampler:
         sampler = _build.make(choice, "[sampler]", self.registry, str(self.directory))
@@ -108,13 +113,15 @@ class Run:
                       guidance: float | None = None, device: str | torch.device | None = None,
                       batch_size: int = 4096, trajectory: int = 0, **options: Any) -> SampleResult:
         """``n`` samples with their NFE (and the paths of the first ``trajectory`` of them); see :meth:`sample`."""
-        s = self.sampler(sampler, **options) if (sampler is not None or options) else self.components.sampler
-        info = self.components.network.info
+        s, choice = self._sampler_choice(sampler, **options)
+        c = self.components
+        info = c.network.info
         labels = None if classes is None else balanced_labels(n, classes)
         device = torch.device(device) if device is not None else rundir.default_device()
-        self.components.network.to(device)
-        return generate(self.field(), s, n, info.shape, seed=seed, device=device, batch_size=batch_size,
-                        labels=labels, null_label=info.null_label, guidance=guidance, trajectory=trajectory)
+        c.network.to(device)
+        with _build.blame(f"{c.who('sampler', choice)} on {c.who('network')}", "sampling"):
+            return generate(self.field(), s, n, info.shape, seed=seed, device=device, batch_size=batch_size,
+                            labels=labels, null_label=info.null_label, guidance=guidance, trajectory=trajectory)
 
     def sample(self, n: int, sampler: str | None = None, *, seed: int = 0, **kwargs: Any) -> Tensor:
         """``n`` samples [n, *shape] (CPU). Sample ``i`` depends only on ``(seed, i)``. ``sampler`` and
@@ -127,10 +134,10 @@ class Run:
         """``fm eval``: distances to fresh data beside their floors (``.render()`` prints the table)."""
         opened = self.opened
         if sampler is not None or options:
-            choice_sampler = self.sampler(sampler, **options)
-            c = _build.Components(self.recipe, self.components.dataset, self.components.path,
-                                  self.components.objective, choice_sampler, self.components.network)
-            opened = rundir.OpenedRun(self.directory, self.recipe, c, self.weights, self.registry)
+            s, choice = self._sampler_choice(sampler, **options)
+            recipe = attrs.evolve(self.recipe, choices={**self.recipe.choices, "sampler": choice})
+            c = attrs.evolve(self.components, recipe=recipe, sampler=s)
+            opened = rundir.OpenedRun(self.directory, recipe, c, self.weights, self.registry)
         device = torch.device(device) if device is not None else rundir.default_device()
         return _evaluate(opened, n, seed=seed, device=device, guidance=guidance, features=features)
 

@@ -15,11 +15,12 @@ import pytest
 import torch
 from PIL import Image
 
-from fmcore import Batch, PathSample, ProbabilityPath, hookimpl
+from fmcore import Batch, PathSample, ProbabilityPath, Sampler, hookimpl
 from fmcore.plugins.loading import PluginHost
 from fmcore.recipe.build import IncompatibleError, build
 from fmcore.recipe.recipe import RecipeError, recipe_from_dict
 from fmcore.run.sampling import generate
+from tests.conftest import MOONS
 
 
 @attrs.define(kw_only=True)
@@ -232,3 +233,29 @@ def test_schema_accepts_the_recipe_table_name(fm):
     code, out, err = fm("recipe", "schema", "data", "moons")
     assert code == 0, err
     assert "[data] name = 'moons'" in out
+
+
+class Exploding(Sampler):
+    """A sampler whose step fails (torch raises a RuntimeError on mismatched shapes)."""
+
+    def step(self, field, x, t, t_next, noise):
+        return x + torch.ones(3, 5) @ torch.ones(4, 2)
+
+
+@hookimpl
+def register_samplers(register):
+    register("exploding", Exploding)
+
+
+def test_an_exception_in_component_code_names_the_component_and_its_package(fm, write_recipe, tmp_path):
+    host = PluginHost()
+    host.register(types.SimpleNamespace(register_samplers=register_samplers), "exploding-plugin", "exploding-pkg",
+                  "1.0")
+    recipe = write_recipe(MOONS.replace('name = "mlp"\nhidden = [32, 32]', 'name = "oracle"'))
+    code, _out, err = fm("oracle", recipe, "--run-dir", tmp_path / "run", host=host)
+    assert code == 0, err
+    code, _out, err = fm("sample", tmp_path / "run", "--sampler", "exploding", "--out", tmp_path / "x.npy", host=host)
+    assert code == 2 and "Traceback" not in err
+    assert "[sampler] exploding (exploding-pkg 1.0) on [network] oracle (fmcore-networks" in err
+    assert "failed while sampling: RuntimeError: mat1 and mat2 shapes cannot be multiplied" in err
+    assert not (tmp_path / "x.npy").exists()

@@ -44,6 +44,7 @@ def run(args, host) -> int:
     from tqdm.auto import tqdm
 
     from fmcore import api
+    from fmcore.recipe.build import blame
     from fmcore.run import plotting
     from fmcore.run.rundir import default_device
     from fmcore.run.sampling import balanced_labels, generate, parse_classes
@@ -66,9 +67,10 @@ def run(args, host) -> int:
                       "unconditional predictions")
     start = time.perf_counter()
     bar = tqdm(total=args.n, unit="sample", disable=None if args.n > args.batch_size else True, file=sys.stderr)
-    result = generate(c.field(), c.sampler, args.n, info.shape, seed=args.seed, device=device,
-                      batch_size=args.batch_size, trajectory=args.trajectory_points if args.trajectory else 0,
-                      labels=labels, null_label=info.null_label, guidance=guidance, progress=bar.update)
+    with blame(f"{c.who('sampler')} on {c.who('network')}", "sampling"):
+        result = generate(c.field(), c.sampler, args.n, info.shape, seed=args.seed, device=device,
+                          batch_size=args.batch_size, trajectory=args.trajectory_points if args.trajectory else 0,
+                          labels=labels, null_label=info.null_label, guidance=guidance, progress=bar.update)
     bar.close()
     seconds = time.perf_counter() - start
     samples = result.x.cpu()

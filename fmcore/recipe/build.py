@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
+import torch
 
 from fmcore.core.dataset import Dataset
 from fmcore.core.errors import FmError
@@ -23,6 +26,27 @@ class IncompatibleError(FmError):
     """Components of a recipe that cannot work together (every pair that does not fit is listed)."""
 
 
+#: what a component's own code raises when it fails (memory exhaustion is not among them: it is not the
+#: component's fault and is reported as such by the command line)
+COMPONENT_ERRORS = (ValueError, TypeError, RuntimeError, KeyError, IndexError, ArithmeticError, AssertionError)
+
+
+@contextlib.contextmanager
+def blame(who: str, doing: str) -> Iterator[None]:
+    """Run component code; an exception it raises becomes an :class:`FmError` naming ``who`` (``[sampler] heun
+    (fmcore-samplers 0.2.0)``) and what it was ``doing``. The original stays chained (``--debug`` shows it)."""
+    try:
+        yield
+    except FmError:
+        raise
+    except torch.OutOfMemoryError:
+        raise
+    except COMPONENT_ERRORS as exc:
+        raise FmError(f"{who} failed while {doing}: {type(exc).__name__}: {' '.join(str(exc).split())}; this is "
+                      "an error in that component's code or in what it was given (report it to its package "
+                      "with the recipe)") from exc
+
+
 @attrs.frozen
 class Components:
     """The live components of a recipe (``network`` is None when built without it)."""
@@ -33,6 +57,13 @@ class Components:
     objective: Objective
     sampler: Sampler
     network: Network | None = None
+    registry: Registry | None = None
+
+    def who(self, table: str, choice: Choice | None = None) -> str:
+        """``[table] name (package version)`` for messages (``choice``: another than the recipe's)."""
+        choice = choice if choice is not None else self.recipe.choice(table)
+        return describer(self.registry)(f"[{table}]", choice) if self.registry is not None else \
+            f"[{table}] {choice.name}"
 
     def field(self, network=None) -> Field:
         """The network (or another one, e.g. its EMA copy) read as a field through path and objective, on the
@@ -71,12 +102,13 @@ def build(recipe: Recipe, registry: Registry, *, network: bool = True, training:
     describe = describer(registry)
     parts = {table: make(recipe.choice(table), f"[{table}]", registry, recipe.source)
              for table in ("data", "path", "objective", "sampler")}
-    c = Components(recipe, parts["data"], parts["path"], parts["objective"], parts["sampler"])
+    c = Components(recipe, parts["data"], parts["path"], parts["objective"], parts["sampler"], registry=registry)
     _raise(recipe, compatibility_problems(c, describe, training=training))
     if not network:
         return c
     net = make(recipe.network, "[network]", registry, recipe.source, c.dataset.info)
-    net.bind(c.dataset, c.path, c.objective.prediction)
+    with blame(c.who("network"), "binding to the data set and path"):
+        net.bind(c.dataset, c.path, c.objective.prediction)
     return attrs.evolve(c, network=net)
 
 

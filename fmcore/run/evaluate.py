@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 import torch
 
+from fmcore.recipe.build import blame
 from fmcore.run.features import evaluate_images, render_image_report
 from fmcore.run.metrics import energy_distance, wasserstein2
 from fmcore.run.rundir import OpenedRun
@@ -58,8 +59,9 @@ def evaluate(run: OpenedRun, n: int, seed: int = 0, device=None, batch_size: int
         return EvalReport(header, True, values)
     device = device or torch.device("cpu")
     c.network.to(device)
-    samples = generate(c.field(), c.sampler, n, c.dataset.info.shape, seed=seed, device=device,
-                       batch_size=batch_size).x.cpu()
+    with blame(f"{c.who('sampler')} on {c.who('network')}", "sampling"):
+        samples = generate(c.field(), c.sampler, n, c.dataset.info.shape, seed=seed, device=device,
+                           batch_size=batch_size).x.cpu()
     data = c.dataset.reference(n, seed=seed + 1_000_003).x
     data2 = c.dataset.reference(n, seed=seed + 2_000_003).x
     out: dict[str, Any] = {"n": n}

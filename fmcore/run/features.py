@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from fmcore.core.errors import FmError, did_you_mean, listing
 from fmcore.core.features import FeatureExtractor
+from fmcore.recipe.build import blame
 from fmcore.run.sampling import balanced_labels, generate
 
 
@@ -253,8 +254,9 @@ def evaluate_images(run, n: int, seed: int = 0, device=None, batch_size: int = 4
         guidance = float(getattr(c.sampler.options, "guidance", 1.0))
     device = device or torch.device("cpu")
     c.network.to(device)
-    samples = generate(c.field(), c.sampler, n, info.shape, seed=seed, device=device, batch_size=batch_size,
-                       labels=labels, null_label=info.null_label, guidance=guidance).x.cpu().float()
+    with blame(f"{c.who('sampler')} on {c.who('network')}", "sampling"):
+        samples = generate(c.field(), c.sampler, n, info.shape, seed=seed, device=device, batch_size=batch_size,
+                           labels=labels, null_label=info.null_label, guidance=guidance).x.cpu().float()
     ds = c.dataset
     gen = torch.Generator().manual_seed(seed + 7919)
     train = ds.data if isinstance(getattr(ds, "data", None), Tensor) else ds.sample(max(2 * n, 2000), gen).x

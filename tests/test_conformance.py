@@ -149,7 +149,7 @@ class Float32Only(ReferencePath):
         (WrongDerivative(), check_path_velocity, "conditional_velocity against d/dt of the flow"),
         (WrongScore(), check_path_score, "conditional_score against grad_x log p_t(x|z)"),
         (WrongPrior(), check_path_endpoints, "p_0 is not the prior"),
-        (RoundedEnd(), check_path_endpoints, "beta_1 = 6.123233995736766e-17 is zero only up to rounding"),
+        (RoundedEnd(), check_path_endpoints, "beta_1 = 6.123233995736766e-17 is not 0 but below 1e-06 of the largest |beta_t|"),
         (LeakyPrior(), check_path_endpoints, "p_0 is not the prior"),
         (Float32Only(), check_path_dtypes, "returned torch.float32 on cpu for torch.float64 data"),
     ],

@@ -33,22 +33,27 @@ def build_network(cls: type[Network], options: Any, info: DataInfo) -> Network:
 
 def _inputs(info: DataInfo, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """``x`` [n, *shape], ``t`` [n] in [0, 1] and labels cycling through ``0 .. num_classes`` (the null label
-    ``num_classes`` included), or None for unlabelled data."""
-    x = randn((n, *info.shape), seed, torch.float32)
-    t = torch.rand(n, generator=gen(seed + 1))
+    ``num_classes`` included), or None for unlabelled data; the first rows are the same for every ``n <= 64``."""
+    x = randn((64, *info.shape), seed, torch.float32)[:n]
+    t = torch.rand(64, generator=gen(seed + 1))[:n]
     cond = torch.arange(n) % (info.num_classes + 1) if info.num_classes else None
     return x, t, cond
 
 
 def check_network_outputs(network: Network, info: DataInfo, sizes: Sequence[int] = (1, 3, 8)) -> None:
-    """For each batch size: the output is a finite float32 tensor shaped like ``x``; and a sample's output does
-    not depend on the other samples of its batch (the first 3 of 8 equal the batch of 3, in eval mode)."""
+    """For each batch size (labels cycling through every class and the null label): the output is a finite
+    tensor shaped like ``x``, in its dtype; with labels, no ``cond`` means the null label; and a sample's output
+    does not depend on the other samples of its batch (the first 1 of 8 equal the batch of 1, in eval mode)."""
     network.eval()
     with torch.no_grad():
         outs = {}
         for n in sizes:
             x, t, cond = _inputs(info, n, 0)
-            out = network(x, t, cond)
+            try:
+                out = network(x, t, cond)
+            except Exception as exc:
+                raise AssertionError(f"the network failed on x of shape {tuple(x.shape)} with labels {cond} (the null "
+                                     f"label is num_classes = {info.null_label}): {type(exc).__name__}: {exc}") from exc
             if not isinstance(out, torch.Tensor) or out.shape != x.shape or out.dtype != x.dtype:
                 got = (tuple(out.shape), out.dtype) if isinstance(out, torch.Tensor) else type(out).__name__
                 raise AssertionError(f"for x of shape {tuple(x.shape)} ({x.dtype}) the output is {got}; "
@@ -56,6 +61,12 @@ def check_network_outputs(network: Network, info: DataInfo, sizes: Sequence[int]
             if not torch.isfinite(out).all():
                 raise AssertionError(f"output for a batch of {n} (labels {cond}) is not finite")
             outs[n] = out
+        if info.num_classes:
+            x, t, _ = _inputs(info, 4, 0)
+            null = torch.full((4,), info.null_label, dtype=torch.long)
+            if not torch.allclose(network(x, t), network(x, t, null), rtol=1e-5, atol=1e-6):
+                raise AssertionError("with labels, network(x, t) (no cond) must equal network(x, t, null label "
+                                     f"{info.null_label}): unconditional sampling calls it without cond")
     small, large = min(sizes), max(sizes)
     if not torch.allclose(outs[large][:small], outs[small], rtol=1e-4, atol=1e-5):
         raise AssertionError(f"the output of the first {small} samples changes when {large - small} more join the "

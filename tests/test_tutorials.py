@@ -34,9 +34,10 @@ from fmcore.cli import main
 from fmcore.testing import fake_install
 
 ROOT = Path(__file__).parents[1]
-TUTORIALS = {"path": ROOT / "docs" / "tutorial-path-plugin.md", "sampler": ROOT / "docs" / "tutorial-sampler-plugin.md"}
+TUTORIALS = {kind: ROOT / "docs" / f"tutorial-{kind}-plugin.md" for kind in ("path", "sampler", "objective", "dataset")}
 #: component kind and name each tutorial adds
-ADDS = {"path": ("path", "poly"), "sampler": ("sampler", "rk4")}
+ADDS = {"path": ("path", "poly"), "sampler": ("sampler", "rk4"), "objective": ("objective", "minsnr"),
+        "dataset": ("dataset", "pinwheel")}
 
 FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```[ \t]*$", re.S | re.M)
 

@@ -46,6 +46,7 @@ def in_range(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = Fal
         if not (ok_lo and ok_hi):
             _fail(attribute, value, f"a number in {left}{lo}, {hi}{right}")
 
+    check.interval = (lo, hi, lo_open, hi_open)  # read by fmcore.testing to draw accepted values
     return check
 
 
@@ -58,6 +59,7 @@ def one_of(choices: Collection[str]):
 
             _fail(attribute, value, f"one of {', '.join(repr(c) for c in choices)}{did_you_mean(value, choices)}")
 
+    check.choices = tuple(choices)  # read by fmcore.testing to draw accepted values
     return check
 
 

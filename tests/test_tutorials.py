@@ -31,12 +31,13 @@ import torch
 
 import fmcore.plugins.loading
 from fmcore.cli import main
+from fmcore.plugins.loading import PluginHost
 from fmcore.testing import fake_install
 
 ROOT = Path(__file__).parents[1]
 TUTORIALS = {kind: ROOT / "docs" / f"tutorial-{kind}-plugin.md" for kind in ("path", "sampler", "objective", "dataset")}
 #: component kind and name each tutorial adds
-ADDS = {"path": ("path", "poly"), "sampler": ("sampler", "rk4"), "objective": ("objective", "minsnr"),
+ADDS = {"path": ("path", "poly"), "sampler": ("sampler", "rk38"), "objective": ("objective", "minsnr"),
         "dataset": ("dataset", "pinwheel")}
 
 FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```[ \t]*$", re.S | re.M)
@@ -84,7 +85,6 @@ def test_tutorial_fast(name, tmp_path, monkeypatch, capsys):
     work.mkdir()
     monkeypatch.chdir(work)
     monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setattr(fmcore.plugins.loading, "_default_host", None)
     monkeypatch.delenv(fmcore.plugins.loading.STRICT_ENV, raising=False)
     modules_before = set(sys.modules)
     outputs = {}
@@ -103,12 +103,11 @@ def test_tutorial_fast(name, tmp_path, monkeypatch, capsys):
                 fake_install(site, meta["name"], meta["entry-points"]["fmcore"], version=meta["version"])
                 monkeypatch.syspath_prepend(str(project))
                 importlib.invalidate_caches()
-                monkeypatch.setattr(fmcore.plugins.loading, "_default_host", None)
                 continue
             if argv[0] == "fm":
                 args = argv[1:] + (["--set", "train.steps=5", "--set", "train.log_every=5"] if argv[1] == "train"
                                    else [])
-                code = main(args)
+                code = main(args, host=PluginHost())  # a fresh host sees what was just installed
             elif argv[0] == "pytest":
                 code = pytest.main([*argv[1:], "-p", "no:cacheprovider", "--import-mode=importlib"])
             else:

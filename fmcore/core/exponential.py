@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 
 import attrs
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -35,8 +36,9 @@ from fmcore.core.sampler import Sampler, SampleResult
 
 @attrs.frozen
 class Point:
-    """``alpha, beta`` at one grid time (float64)."""
+    """A grid time ``t`` and ``alpha, beta`` there (float64)."""
 
+    t: float
     alpha: float
     beta: float
 
@@ -52,8 +54,9 @@ class Point:
 
 def grid_points(path: GaussianPath, times: torch.Tensor) -> list[Point]:
     """The schedule at each time of a float64 grid."""
-    alpha, beta, _, _ = path.coefficients(times.to(torch.float64))
-    return [Point(float(a), float(b)) for a, b in zip(alpha, beta, strict=True)]
+    times = times.to(torch.float64)
+    alpha, beta, _, _ = path.coefficients(times)
+    return [Point(*map(float, p)) for p in zip(times, alpha, beta, strict=True)]
 
 
 def first_order(t: Point, s: Point) -> tuple[float, float]:
@@ -116,6 +119,46 @@ def step_weights(t: Point, s: Point, nodes: list[Point]) -> list[float]:
     for j, wj in zip(keep, w.tolist(), strict=True):
         out[j] = wj
     return out
+#: Gauss-Legendre nodes for the integrals of the time interpolant (exact for degree 2 * 24 - 1 in w)
+QUADRATURE_NODES = 24
+
+#: how the data prediction is interpolated between nodes: in log-SNR (DPM-Solver++) or in the path's time t
+INTERPOLATIONS = ("log_snr", "time")
+
+
+def time_weights(path: GaussianPath, t: Point, s: Point, nodes: list[Point]) -> list[float]:
+    """:func:`step_weights` with the polynomial in the path's time ``t`` instead of lambda.
+
+    With ``w = 1 - e^-(lambda_s - lambda)``, ``beta_s int e^lambda P d lambda = alpha_s int_0^{1 - e^-h} P(t(w)) dw``
+    (``t(w)`` = the path's inverse log-SNR at ``lambda_s + log(1 - w)``), a finite integral of a smooth function
+    whatever the ends: where ``beta_s = 0`` every ``t(w)`` is ``s`` (``x_s = alpha_s P(s)``), where ``alpha_t = 0``
+    the interval is [0, 1]. Gauss-Legendre on ``w``; the weights integrate the Lagrange basis in t.
+    D is smooth in t at both ends of CondOT and VP, so steps near the ends keep the order on any grid (in lambda,
+    a grid uniform in t has steps of ~log 2 next to each infinite end, which caps the order at 2).
+    """
+    span = -math.expm1(-(s.log_snr - t.log_snr)) if math.isfinite(s.log_snr - t.log_snr) else 1.0
+    if len(nodes) == 1:
+        return [first_order(t, s)[1]]
+    x, gw = np.polynomial.legendre.leggauss(QUADRATURE_NODES)
+    w = 0.5 * span * (x + 1.0)
+    if math.isinf(s.log_snr):
+        times = torch.full((QUADRATURE_NODES,), s.t, dtype=torch.float64)
+    else:
+        times = path.t_from_log_snr(torch.tensor(s.log_snr + np.log1p(-w), dtype=torch.float64))
+    ts = torch.tensor([p.t for p in nodes], dtype=torch.float64)
+    weights = []
+    for j in range(len(nodes)):
+        others = torch.cat([ts[:j], ts[j + 1:]])
+        basis = ((times[:, None] - others[None]) / (ts[j] - others)[None]).prod(dim=1)
+        weights.append(s.alpha * 0.5 * span * float((torch.tensor(gw) * basis).sum()))
+    return weights
+
+
+def weights_for(interpolation: str, path: GaussianPath, t: Point, s: Point, nodes: list[Point]) -> list[float]:
+    """The step's weights with the data prediction interpolated in ``interpolation`` (:data:`INTERPOLATIONS`)."""
+    return time_weights(path, t, s, nodes) if interpolation == "time" else step_weights(t, s, nodes)
+
+
 class ExponentialSampler(Sampler):
     """Base of the data-prediction samplers: a float64 host grid, its schedule points and the loop helpers.
 

@@ -5,8 +5,19 @@ from __future__ import annotations
 import attrs
 from torch import Tensor
 
-from fmcore import BatchNoise, Choice, Field, Prediction, SampleResult, SamplerOptions, help_field, nested, one_of
-from fmcore.core.exponential import ExponentialSampler, Point, Recorder, first_order, step_weights
+from fmcore import (
+    BatchNoise,
+    Choice,
+    Field,
+    GaussianPath,
+    Prediction,
+    SampleResult,
+    SamplerOptions,
+    help_field,
+    nested,
+    one_of,
+)
+from fmcore.core.exponential import INTERPOLATIONS, ExponentialSampler, Point, Recorder, first_order, weights_for
 from fmcore_samplers.grids import LogSNRGrid
 
 ORDERS = (1, 2, 3)
@@ -18,14 +29,18 @@ class DPMSolverOptions(SamplerOptions):
                   "docs/fast-sampling.md)")
     order: int = help_field(3, "1 (DDIM), 2 (2M) or 3 (3M): the polynomial through the last `order` data "
                             "predictions, integrated exactly", validator=one_of(ORDERS))
+    interpolation: str = help_field("log_snr", "variable of that polynomial: 'log_snr' (DPM-Solver++) or 'time' "
+                                    "(the path's t)", validator=one_of(INTERPOLATIONS))
 
 
-def multistep_plan(points: list[Point], order: int) -> list[tuple[float, list[float]]]:
+def multistep_plan(path: GaussianPath, points: list[Point], order: int,
+                   interpolation: str) -> list[tuple[float, list[float]]]:
     """Per step ``i``: ``(a, w)`` with ``x_{i+1} = a x_i + sum_j w_j D_{i-j}`` (order lowered at the start)."""
     plan = []
     for i in range(len(points) - 1):
         nodes = points[max(0, i - order + 1): i + 1][::-1]  # newest first
-        plan.append((first_order(points[i], points[i + 1])[0], step_weights(points[i], points[i + 1], nodes)))
+        weights = weights_for(interpolation, path, points[i], points[i + 1], nodes)
+        plan.append((first_order(points[i], points[i + 1])[0], weights))
     return plan
 
 
@@ -48,7 +63,7 @@ class DPMSolverPP(ExponentialSampler):
     def run(self, field: Field, x: Tensor, noise: BatchNoise, trajectory: bool = False) -> SampleResult:
         times, points = self.plan_grid(field)
         t_dev = times.to(device=x.device, dtype=x.dtype)
-        plan = multistep_plan(points, self.options.order)
+        plan = multistep_plan(field.path, points, self.options.order, self.options.interpolation)
         record, history = Recorder(x, trajectory), []
         for i, (a, weights) in enumerate(plan):
             history = [field.predict(x, t_dev[i], Prediction.DATA), *history][: self.options.order]

@@ -6,7 +6,7 @@ import attrs
 from torch import Tensor
 
 from fmcore import BatchNoise, Choice, Field, Prediction, SampleResult, SamplerOptions, help_field, nested, one_of
-from fmcore.core.exponential import ExponentialSampler, Recorder, first_order, step_weights
+from fmcore.core.exponential import INTERPOLATIONS, ExponentialSampler, Recorder, first_order, weights_for
 from fmcore_samplers.dpm_solver_pp import ORDERS, combine, multistep_plan
 from fmcore_samplers.grids import LogSNRGrid
 
@@ -16,6 +16,8 @@ class UniPCOptions(SamplerOptions):
     grid: Choice = nested("grid", "logsnr", LogSNRGrid, "time grid (default 'logsnr': measured best, "
                   "docs/fast-sampling.md)")
     order: int = help_field(3, "predictor order (1 to 3); the corrector adds one", validator=one_of(ORDERS))
+    interpolation: str = help_field("log_snr", "variable of the interpolating polynomials: 'log_snr' or 'time' "
+                                    "(the path's t)", validator=one_of(INTERPOLATIONS))
 
 
 class UniPC(ExponentialSampler):
@@ -30,8 +32,9 @@ class UniPC(ExponentialSampler):
         times, points = self.plan_grid(field)
         t_dev = times.to(device=x.device, dtype=x.dtype)
         order, steps = self.options.order, len(points) - 1
-        predict = multistep_plan(points, order)
-        correct = [step_weights(points[i], points[i + 1], points[max(0, i - order + 1): i + 2][::-1])
+        how, path = self.options.interpolation, field.path
+        predict = multistep_plan(path, points, order, how)
+        correct = [weights_for(how, path, points[i], points[i + 1], points[max(0, i - order + 1): i + 2][::-1])
                    for i in range(steps - 1)]
         record = Recorder(x, trajectory)
         history = [field.predict(x, t_dev[0], Prediction.DATA)]

@@ -7,7 +7,7 @@ the exact data-prediction oracle (time range [0, 1]: both ends included) is inte
 p_0 to t = 1 by every sampler x grid at NFE 5, 8, 10, 15, 20, 25; the error is the mean distance of the
 endpoints to fmcore.core.oracle.reference_flow (RK4 in the angle variables with the exact data and noise
 predictions, 1,000 steps; 1,000 and 2,000 steps differ by ~1e-12). ``--orders`` fits log-log slopes on NFE
-50..400 (logsnr grid); ``--random K`` compares, on K random std-0.5
+50..400 (logsnr grid, on [0, 1] and on [0.01, 0.99]); ``--random K`` compares, on K random std-0.5
 mixtures on VP, few-step samplers at NFE 16 with Euler at NFE 64 (bench/samplers.py's comparison).
 """
 
@@ -27,13 +27,15 @@ from fmcore_samplers.edm import EDM, EDMOptions
 from fmcore_samplers.euler import Euler
 from fmcore_samplers.unipc import UniPC, UniPCOptions
 
-from fmcore import Prediction, SamplerOptions, choice
+from fmcore import Field, Prediction, SamplerOptions, choice
 from fmcore.core.noise import BatchNoise
-from fmcore.core.oracle import GaussianMixture, oracle_field, reference_flow
+from fmcore.core.oracle import GaussianMixture, Oracle, oracle_field, reference_flow
 
 NFES = [5, 8, 10, 15, 20, 25]
 ORDER_NFES = [50, 100, 200, 400]
-GRIDS = ["uniform", "logsnr", "karras", "angle", "data"]
+#: grid name -> (registered grid, its options)
+GRIDS = {"uniform": ("uniform", {}), "logsnr": ("logsnr", {}), "karras": ("karras", {}), "angle": ("angle", {}),
+         "data": ("data", {}), "data rho 1.25": ("data", {"rho": 1.25})}
 #: the issue's table: the best of diffusers' solvers (DDIM, DPM-Solver++ 2M/3M, UniPC 2/3) at each NFE
 DIFFUSERS = {"vp": [0.187, 0.143, 0.123, 0.067, 0.029, 0.017], "condot": [0.136, 0.047, 0.019, 0.0072, 0.0019, 0.00064]}
 PATHS = {"vp": VPPath(VPOptions()), "condot": CondOTPath(CondOTOptions())}
@@ -45,13 +47,16 @@ def ring(std: float = 0.5) -> GaussianMixture:
 
 
 def samplers(grid: str) -> dict:
-    """name -> (NFE -> sampler or None where that NFE is not reachable)."""
-    g = choice("grid", grid)
+    """label -> (NFE -> sampler); "time": the data prediction interpolated in t instead of log-SNR."""
+    name, options = GRIDS[grid]
+    g = choice("grid", name, **options)
     table = {"ddim": lambda n: DDIM(DDIMOptions(steps=n, grid=g))}
-    for order in (2, 3):
-        table[f"dpm_solver_pp {order}M"] = lambda n, o=order: DPMSolverPP(DPMSolverOptions(steps=n, order=o, grid=g))
-    for order in (1, 2, 3):
-        table[f"unipc {order}"] = lambda n, o=order: UniPC(UniPCOptions(steps=n, order=o, grid=g))
+    for order, how in ((2, "log_snr"), (3, "log_snr"), (2, "time"), (3, "time")):
+        table[f"dpm_solver_pp {order}M" + (" time" if how == "time" else "")] = (
+            lambda n, o=order, i=how: DPMSolverPP(DPMSolverOptions(steps=n, order=o, grid=g, interpolation=i)))
+    for order, how in ((1, "log_snr"), (2, "log_snr"), (3, "log_snr"), (1, "time"), (2, "time"), (3, "time")):
+        table[f"unipc {order}" + (" time" if how == "time" else "")] = (
+            lambda n, o=order, i=how: UniPC(UniPCOptions(steps=n, order=o, grid=g, interpolation=i)))
     # Heun's last evaluation would be VP's velocity at t = 1 (infinite d_beta): Euler last, NFE = 2 steps - 1 <= n
     table["edm (heun)"] = lambda n: EDM(EDMOptions(steps=(n + 1) // 2, euler_last=True, grid=g))
     return table
@@ -74,29 +79,42 @@ def tables(n: int) -> None:
         ref = reference_flow(mix, path, x0)
         print(f"\n### {name}\n\n| grid | sampler | " + " | ".join(f"NFE {k}" for k in NFES) + " |")
         print("|---|---|" + "---|" * len(NFES))
-        best = [math.inf] * len(NFES)
+        best, who = [math.inf] * len(NFES), [""] * len(NFES)
         for grid in GRIDS:
             for sname, make in samplers(grid).items():
                 errs = [error(make(k), field, x0, noise, ref) for k in NFES]
+                who = [f"{sname}, {grid}" if e < b else w for b, e, w in zip(best, errs, who, strict=True)]
                 best = [min(b, e) for b, e in zip(best, errs, strict=True)]
                 print(f"| {grid} | {sname} | " + " | ".join(f"{e:.2e}" for e in errs) + " |", flush=True)
         print("| **best fmcore** | | " + " | ".join(f"**{e:.2e}**" for e in best) + " |")
         print("| diffusers' best (issue) | | " + " | ".join(f"{e:g}" for e in DIFFUSERS[name]) + " |")
         print("| ratio | | " + " | ".join(f"{b / d:.2f}" for b, d in zip(best, DIFFUSERS[name], strict=True)) + " |")
+        print("\nbest per NFE: " + "; ".join(f"{k}: {w}" for k, w in zip(NFES, who, strict=True)))
 
 
 def orders(n: int) -> None:
+    """Log-log slopes on long grids uniform in log-SNR: over the whole range [0, 1] (lambda infinite at the ends:
+    the logsnr grid's clip grows with the steps) and over [0.01, 0.99] (finite lambda, no clip)."""
     mix = ring()
-    print("\n### fitted orders (log-log slope over NFE " + ", ".join(map(str, ORDER_NFES)) + ", logsnr grid)\n")
-    print("| path | sampler | " + " | ".join(f"NFE {k}" for k in ORDER_NFES) + " | order |")
-    print("|---|---|" + "---|" * (len(ORDER_NFES) + 1))
-    for name, path in PATHS.items():
-        field, x0, noise = problem(mix, path, n)
-        ref = reference_flow(mix, path, x0, steps=4000)
-        for sname, make in samplers("logsnr").items():
-            errs = [error(make(k), field, x0, noise, ref) for k in ORDER_NFES]
-            slope = -np.polyfit(np.log(ORDER_NFES), np.log(errs), 1)[0]
-            print(f"| {name} | {sname} | " + " | ".join(f"{e:.2e}" for e in errs) + f" | {slope:.2f} |", flush=True)
+    grid = GRIDS["logsnr"]
+    for span, clip in (((0.0, 1.0), None), ((0.01, 0.99), 10.0)):
+        if clip is not None:
+            GRIDS["logsnr"] = ("logsnr", {"clip": clip})
+        print(f"\n### fitted orders on [{span[0]}, {span[1]}] (log-log slope over NFE "
+              + ", ".join(map(str, ORDER_NFES)) + ", logsnr grid)\n")
+        print("| path | sampler | " + " | ".join(f"NFE {k}" for k in ORDER_NFES) + " | order |")
+        print("|---|---|" + "---|" * (len(ORDER_NFES) + 1))
+        for name, path in PATHS.items():
+            field = Field(Oracle(mix, path, Prediction.DATA), path, Prediction.DATA, span)
+            x0 = mix.at(path, span[0]).sample(n, torch.Generator().manual_seed(0))
+            noise = BatchNoise(0, 0, n, tuple(mix.shape), "cpu", torch.float64)
+            ref = reference_flow(mix, path, x0, span, steps=4000)
+            for sname, make in samplers("logsnr").items():
+                errs = [error(make(k), field, x0, noise, ref) for k in ORDER_NFES]
+                slope = -np.polyfit(np.log(ORDER_NFES), np.log(errs), 1)[0]
+                print(f"| {name} | {sname} | " + " | ".join(f"{e:.2e}" for e in errs) + f" | {slope:.2f} |",
+                      flush=True)
+    GRIDS["logsnr"] = grid
 
 
 #: few-step candidates at NFE 16 for the random-mixture comparison (the best on the ring mixture at NFE 15)

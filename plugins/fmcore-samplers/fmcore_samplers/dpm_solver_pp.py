@@ -18,18 +18,18 @@ from fmcore import (
     one_of,
 )
 from fmcore.core.exponential import INTERPOLATIONS, ExponentialSampler, Point, Recorder, first_order, weights_for
-from fmcore_samplers.grids import LogSNRGrid
+from fmcore_samplers.grids import DataGrid
 
 ORDERS = (1, 2, 3)
 
 
 @attrs.define(kw_only=True)
 class DPMSolverOptions(SamplerOptions):
-    grid: Choice = nested("grid", "logsnr", LogSNRGrid, "time grid (default 'logsnr': measured best, "
-                  "docs/fast-sampling.md)")
-    order: int = help_field(3, "1 (DDIM), 2 (2M) or 3 (3M): the polynomial through the last `order` data "
+    grid: Choice = nested("grid", "data", DataGrid, "time grid (default 'data': with 2M in t on 'data' the best "
+                          "all-round choice on the bench, docs/fast-sampling.md)")
+    order: int = help_field(2, "1 (DDIM), 2 (2M) or 3 (3M): the polynomial through the last `order` data "
                             "predictions, integrated exactly", validator=one_of(ORDERS))
-    interpolation: str = help_field("log_snr", "variable of that polynomial: 'log_snr' (DPM-Solver++) or 'time' "
+    interpolation: str = help_field("time", "variable of that polynomial: 'log_snr' (DPM-Solver++) or 'time' "
                                     "(the path's t)", validator=one_of(INTERPOLATIONS))
 
 
@@ -53,10 +53,11 @@ def combine(a: float, x: Tensor, weights: list[float], history: list[Tensor]) ->
 
 
 class DPMSolverPP(ExponentialSampler):
-    """Multistep DPM-Solver++: ``x_s = (beta_s / beta_t) x_t + beta_s int e^lambda P(lambda) d lambda`` with ``P``
-    the polynomial through the last ``order`` data predictions (true order 3 for 3M: its full quadratic term).
-    Steps into beta = 0 interpolate in sigma = beta / alpha, steps with a node at alpha = 0 in alpha / beta
-    (fmcore.core.exponential), so the first and last steps keep the order. One evaluation per step."""
+    """Multistep DPM-Solver++: ``x_s = (beta_s / beta_t) x_t + beta_s int e^lambda P d lambda`` with ``P`` the
+    polynomial through the last ``order`` data predictions, integrated exactly (true order 3 for 3M: its full
+    quadratic term). ``P`` is in lambda (``interpolation = 'log_snr'``; sigma = beta / alpha for a step into
+    beta = 0) or in t (``'time'``, the default: the order holds on grids that do not refine lambda at its infinite
+    ends); both formulas are finite at alpha = 0 and beta = 0 (fmcore.core.exponential). One evaluation per step."""
 
     Options = DPMSolverOptions
 

@@ -20,7 +20,7 @@ from fmcore import (
     non_negative,
 )
 from fmcore.core.exponential import ExponentialSampler, Point, Recorder, grid_points
-from fmcore_samplers.grids import KarrasGrid
+from fmcore_samplers.grids import LogSNRGrid
 from fmcore_samplers.heun import HeunOptions, angle_euler_step, angle_heun_step, heun_step
 
 
@@ -32,7 +32,8 @@ def at_least_zero(_inst, attribute: attrs.Attribute, value: float) -> None:
 
 @attrs.define(kw_only=True)
 class EDMOptions(HeunOptions):
-    grid: Choice = nested("grid", "karras", KarrasGrid, "time grid (default 'karras', EDM's rho = 7 schedule)")
+    grid: Choice = nested("grid", "logsnr", LogSNRGrid, "time grid (default 'logsnr', measured better than EDM's "
+                          "'karras' on VP and CondOT, docs/fast-sampling.md)")
     s_churn: float = help_field(0.0, "S_churn: total extra noise; each step's gamma = min(S_churn / steps, "
                                 "sqrt(2) - 1); 0 = the deterministic Heun sampler", validator=non_negative)
     s_tmin: float = help_field(0.0, "S_tmin: churn only where sigma = beta / alpha >= S_tmin", validator=non_negative)

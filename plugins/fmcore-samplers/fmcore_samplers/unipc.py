@@ -8,15 +8,15 @@ from torch import Tensor
 from fmcore import BatchNoise, Choice, Field, Prediction, SampleResult, SamplerOptions, help_field, nested, one_of
 from fmcore.core.exponential import INTERPOLATIONS, ExponentialSampler, Recorder, first_order, weights_for
 from fmcore_samplers.dpm_solver_pp import ORDERS, combine, multistep_plan
-from fmcore_samplers.grids import LogSNRGrid
+from fmcore_samplers.grids import DataGrid
 
 
 @attrs.define(kw_only=True)
 class UniPCOptions(SamplerOptions):
-    grid: Choice = nested("grid", "logsnr", LogSNRGrid, "time grid (default 'logsnr': measured best, "
-                  "docs/fast-sampling.md)")
-    order: int = help_field(3, "predictor order (1 to 3); the corrector adds one", validator=one_of(ORDERS))
-    interpolation: str = help_field("log_snr", "variable of the interpolating polynomials: 'log_snr' or 'time' "
+    grid: Choice = nested("grid", "data", DataGrid, "time grid (default 'data': with order 2 in t on 'data' the best "
+                          "all-round choice on the bench, docs/fast-sampling.md)")
+    order: int = help_field(2, "predictor order (1 to 3); the corrector adds one", validator=one_of(ORDERS))
+    interpolation: str = help_field("time", "variable of the interpolating polynomials: 'log_snr' or 'time' "
                                     "(the path's t)", validator=one_of(INTERPOLATIONS))
 
 

@@ -117,11 +117,17 @@ def orders(n: int) -> None:
     GRIDS["logsnr"] = grid
 
 
-#: few-step candidates at NFE 16 for the random-mixture comparison (the best on the ring mixture at NFE 15)
-FAST = {"unipc 3, logsnr grid": lambda: UniPC(UniPCOptions(steps=16, order=3, grid=choice("grid", "logsnr"))),
-        "unipc 1, angle grid": lambda: UniPC(UniPCOptions(steps=16, order=1, grid=choice("grid", "angle"))),
-        "dpm_solver_pp 2M, logsnr grid": lambda: DPMSolverPP(DPMSolverOptions(steps=16, order=2,
-                                                                              grid=choice("grid", "logsnr")))}
+#: few-step candidates at NFE 16 for the random-mixture comparison (among the best on the ring mixture)
+FAST = {
+    "unipc 3 time, logsnr grid": lambda: UniPC(UniPCOptions(steps=16, order=3, interpolation="time",
+                                                            grid=choice("grid", "logsnr"))),
+    "unipc 3 time, data grid": lambda: UniPC(UniPCOptions(steps=16, order=3, interpolation="time",
+                                                          grid=choice("grid", "data"))),
+    "unipc (defaults: 2 time, data grid)": lambda: UniPC(UniPCOptions(steps=16)),
+    "dpm_solver_pp (defaults: 2M time, data grid)": lambda: DPMSolverPP(DPMSolverOptions(steps=16)),
+    "unipc 1 log_snr, angle grid": lambda: UniPC(UniPCOptions(steps=16, order=1, interpolation="log_snr",
+                                                              grid=choice("grid", "angle"))),
+}
 
 
 def random_mixtures(k: int, n: int) -> None:

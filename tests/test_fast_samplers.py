@@ -269,7 +269,7 @@ steps = 40
 
 def test_fm_sample_along_another_path(fm, write_recipe, tmp_path):
     """`fm sample RUN --path vp` on an exact CondOT run: the same flow, read along VP; it ends at VP's 1 - t_eps,
-    i.e. CondOT's 0.99 (matched log-SNR), and starts at CondOT's 0.0066: close to the plain samples."""
+    i.e. CondOT's 0.99 (matched log-SNR), and starts at CondOT's 0.0065: close to the plain samples."""
     assert fm("oracle", write_recipe(ORACLE), "--run-dir", tmp_path / "run")[0] == 0
     common = ("--n", 128, "--seed", 1, "--device", "cpu")
     code, out, err = fm("sample", tmp_path / "run", "--path", "vp", "--out", tmp_path / "vp.npy", *common)

@@ -54,7 +54,7 @@ def with_ends(times: Tensor, t_range: tuple[float, float]) -> Tensor:
     return times
 
 
-def _optional_positive(_inst, attribute: attrs.Attribute, value: float | None) -> None:
+def _optional_non_negative(_inst, attribute: attrs.Attribute, value: float | None) -> None:
     if value is not None and not (value >= 0 and math.isfinite(value)):
         raise OptionValueError(attribute.name, value, "a finite number >= 0, or leave it out")
 
@@ -66,17 +66,19 @@ EDM_SIGMA_MAX, EDM_SIGMA_MIN = 80.0, 0.002
 @attrs.define(kw_only=True)
 class KarrasGridOptions:
     rho: float = help_field(7.0, "EDM exponent: sigma_i^(1/rho) is uniform in i", validator=positive)
-    sigma_min: float | None = help_field(None, "sigma = beta/alpha at the last point before the end (default: the "
-                                         f"path's at the range's end, or {EDM_SIGMA_MIN:g} where that is 0)",
-                                         validator=_optional_positive)
+    sigma_min: float | None = help_field(None, "sigma = beta/alpha at the schedule's end (default: the path's at "
+                                         f"the range's end, or {EDM_SIGMA_MIN:g} where that is 0)",
+                                         validator=_optional_non_negative)
     sigma_max: float | None = help_field(None, "sigma at the first point (default: the path's at the range's "
                                          f"start, or {EDM_SIGMA_MAX:g} where that is infinite)",
-                                         validator=_optional_positive)
+                                         validator=_optional_non_negative)
 
 
 class KarrasGrid(TimeGrid):
     """Karras et al. (2022): ``sigma_i = (sigma_max^(1/rho) + i/steps (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho``
-    in ``sigma = beta / alpha``, mapped to times by the path's inverse schedule; ends exactly the range's."""
+    in ``sigma = beta / alpha``, mapped to times by the path's inverse schedule; the first and last times are then
+    set exactly to the range's ends (so with EDM's 80 / 0.002 standing in for an infinite / zero end, the first and
+    last steps reach the true ends)."""
 
     Options = KarrasGridOptions
     needs_gaussian_path = True

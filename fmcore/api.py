@@ -24,6 +24,7 @@ from fmcore.core.errors import FmError
 from fmcore.core.field import Field
 from fmcore.core.options import Choice
 from fmcore.core.sampler import Sampler, SampleResult
+from fmcore.core.transform import transform_field
 from fmcore.plugins.loading import get_registry
 from fmcore.plugins.registry import Registry
 from fmcore.recipe import build as _build
@@ -81,9 +82,12 @@ class Run:
     def __repr__(self) -> str:
         return f"Run({str(self.directory)!r}, weights={self.weights.name!r})"
 
-    def field(self) -> Field:
-        """The network read through its path and parameterization: ``.velocity(x, t)``, ``.score(x, t)``."""
-        return self.components.field()
+    def field(self, path: str | None = None) -> Field:
+        """The network read through its path and parameterization: ``.velocity(x, t)``, ``.score(x, t)``;
+        ``path``: read along that Gaussian path (default options) through the exact schedule transform
+        (fmcore/core/transform.py)."""
+        field = self.components.field()
+        return field if path is None else transform_field(field, choice("path", path, self.registry).create())
 
     def sampler(self, name: str | None = None, **options: Any) -> Sampler:
         """The run's sampler, or sampler ``name``, with ``options`` changed (checked against the path)."""
@@ -111,7 +115,8 @@ class Run:
 
     def sample_result(self, n: int, sampler: str | None = None, *, seed: int = 0, classes: list[int] | None = None,
                       guidance: float | None = None, device: str | torch.device | None = None,
-                      batch_size: int = 4096, trajectory: int = 0, **options: Any) -> SampleResult:
+                      batch_size: int = 4096, trajectory: int = 0, path: str | None = None,
+                      **options: Any) -> SampleResult:
         """``n`` samples with their NFE (and the paths of the first ``trajectory`` of them); see :meth:`sample`."""
         s, choice = self._sampler_choice(sampler, **options)
         c = self.components
@@ -120,13 +125,14 @@ class Run:
         device = torch.device(device) if device is not None else rundir.default_device()
         c.network.to(device)
         with _build.blame(f"{c.who('sampler', choice)} on {c.who('network')}", "sampling"):
-            return generate(self.field(), s, n, info.shape, seed=seed, device=device, batch_size=batch_size,
+            return generate(self.field(path), s, n, info.shape, seed=seed, device=device, batch_size=batch_size,
                             labels=labels, null_label=info.null_label, guidance=guidance, trajectory=trajectory)
 
     def sample(self, n: int, sampler: str | None = None, *, seed: int = 0, **kwargs: Any) -> Tensor:
         """``n`` samples [n, *shape] (CPU). Sample ``i`` depends only on ``(seed, i)``. ``sampler`` and
         keyword options (``steps=32``, ``grid="angle"``) replace the recipe's; ``classes`` (a list of labels,
-        cycled) and ``guidance`` make conditional samples."""
+        cycled) and ``guidance`` make conditional samples; ``path="vp"`` samples along another Gaussian path
+        through the exact schedule transform (:meth:`field`)."""
         return self.sample_result(n, sampler, seed=seed, **kwargs).x.cpu()
 
     def evaluate(self, n: int = 2000, *, seed: int = 0, sampler: str | None = None, device=None,

@@ -57,7 +57,7 @@ class FixedLabels(torch.nn.Module):
         return self.net(x, t, self.labels[: x.shape[0]])
 
 
-SAMPLERS = ("euler", "heun", "euler_maruyama")
+SAMPLERS = ("euler", "heun", "euler_maruyama", "ddim", "dpm_solver_pp", "unipc", "edm")
 
 
 @pytest.mark.parametrize("sampler_name", SAMPLERS)

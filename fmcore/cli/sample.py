@@ -22,6 +22,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     s.add_argument("--plot", help="also write a picture (samples beside data, or an image grid)")
     s.add_argument("--trajectory", metavar="FILE.png", help="draw the paths of a few samples")
     s.add_argument("--trajectory-points", type=positive_int, default=64, help="how many paths to draw")
+    s.add_argument("--path", metavar="NAME", help="sample along another Gaussian path (its default options) through "
+                   "the exact schedule transform at matched signal-to-noise ratio (docs/fast-sampling.md)")
     s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
     s.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     s.add_argument("--class", dest="classes", metavar="K|K1,K2|all",
@@ -68,7 +70,7 @@ def run(args, host) -> int:
     start = time.perf_counter()
     bar = tqdm(total=args.n, unit="sample", disable=None if args.n > args.batch_size else True, file=sys.stderr)
     with blame(f"{c.who('sampler')} on {c.who('network')}", "sampling"):
-        result = generate(c.field(), c.sampler, args.n, info.shape, seed=args.seed, device=device,
+        result = generate(run.field(args.path), c.sampler, args.n, info.shape, seed=args.seed, device=device,
                           batch_size=args.batch_size, trajectory=args.trajectory_points if args.trajectory else 0,
                           labels=labels, null_label=info.null_label, guidance=guidance, progress=bar.update)
     bar.close()
@@ -78,6 +80,7 @@ def run(args, host) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, samples.numpy())
     cond = "" if labels is None else f", classes {args.classes}, guidance {guidance:g}"
+    cond += f", along path {args.path}" if args.path else ""
     print(f"{args.n} samples with {run.recipe.sampler.name} ({result.nfe} network evaluations each, "
           f"weights {run.weights.name}{cond}) in {seconds:.2f}s -> {out}")
     if labels is not None:

@@ -18,11 +18,8 @@ import torch
 from torch import Tensor
 
 from fmcore.core.field import Field
-from fmcore.core.path import GaussianPath, ProbabilityPath
+from fmcore.core.path import BISECTION_STEPS, GaussianPath, ProbabilityPath
 from fmcore.core.tensors import as_time
-
-#: Bisection steps when inverting theta(t): 2^-60 of the interval is below float64 resolution on [0, 1].
-BISECTION_STEPS = 60
 
 
 def path_angle(path: GaussianPath, t: Tensor) -> Tensor:

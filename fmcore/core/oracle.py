@@ -142,3 +142,35 @@ def oracle_field(mixture: GaussianMixture, path: GaussianPath, prediction: Predi
     return Field(Oracle(mixture, path, prediction), path, prediction,
                  oracle_time_range(mixture, path, prediction, t_eps))
 
+
+
+def reference_flow(mixture: GaussianMixture, path: GaussianPath, x: Tensor, t_range: tuple[float, float] = (0.0, 1.0),
+                   steps: int = 1000) -> Tensor:
+    """The mixture's probability-flow ODE solved accurately from ``x`` at ``t_range[0]`` to ``t_range[1]``.
+
+    Classical RK4 in the angle variables (fmcore/core/angle.py), ``dx~/dtheta = -sin(theta) D + cos(theta) eps_hat``
+    with the exact data and noise predictions, on ``steps`` equal steps of theta: finite at both ends (alpha = 0,
+    beta = 0), independent of every sampler. Use float64; 1,000 and 2,000 steps agree to ~1e-12 on a std-0.5
+    mixture.
+    """
+    from fmcore.core.angle import angle_times, path_angle
+
+    data, noise = Oracle(mixture, path, Prediction.DATA), Oracle(mixture, path, Prediction.NOISE)
+    times = angle_times(path, 2 * steps, t_range)
+    thetas = path_angle(path, times)
+    alpha, beta, _, _ = path.coefficients(times)
+    nu = torch.sqrt(alpha**2 + beta**2).to(x)
+    thetas, times = thetas.to(x), times.to(x)
+
+    def rate(y: Tensor, j: int) -> Tensor:
+        t, xx = times[j].expand(y.shape[0]), y * nu[j]
+        return -torch.sin(thetas[j]) * data(xx, t) + torch.cos(thetas[j]) * noise(xx, t)
+
+    y = x / nu[0]
+    for i in range(steps):
+        k = thetas[2 * i + 2] - thetas[2 * i]
+        k1 = rate(y, 2 * i)
+        k2 = rate(y + 0.5 * k * k1, 2 * i + 1)
+        k3 = rate(y + 0.5 * k * k2, 2 * i + 1)
+        y = y + k / 6 * (k1 + 2 * k2 + 2 * k3 + rate(y + k * k3, 2 * i + 2))
+    return y * nu[-1]

@@ -17,6 +17,9 @@ from torch import Tensor
 
 from fmcore.core.tensors import as_time, expand_like
 
+#: Bisection steps when inverting a monotone function of t on [0, 1]: 2^-60 is below float64 resolution.
+BISECTION_STEPS = 60
+
 
 @attrs.frozen
 class Schedule:
@@ -86,6 +89,32 @@ class GaussianPath(ProbabilityPath):
         """The coefficients at a single time, as 0-d float64 tensors (for checks, not hot loops)."""
         coeffs = self.coefficients(torch.tensor([t], dtype=torch.float64))
         return Schedule(*(c[0] for c in coeffs))
+
+    def log_snr(self, t: Tensor) -> Tensor:
+        """``lambda_t = log(alpha_t / beta_t)`` (float64 in, float64 out): -inf where alpha = 0, +inf where beta = 0.
+
+        Increasing in t on every path with ``D = beta d_alpha - alpha d_beta > 0`` (CondOT, VP, VE).
+        """
+        alpha, beta, _, _ = self.coefficients(t.to(torch.float64))
+        return torch.log(alpha) - torch.log(beta)
+
+    def t_from_log_snr(self, lam: Tensor) -> Tensor:
+        """The time with ``lambda_t = lam`` (float64, any shape), clamped to [0, 1] outside the path's range.
+
+        Default: bisection on :meth:`log_snr` over [0, 1] (60 halvings, below float64 resolution); paths with a
+        closed-form inverse override it (and :meth:`t_from_sigma`).
+        """
+        lam = torch.as_tensor(lam, dtype=torch.float64)
+        a, b = torch.zeros_like(lam), torch.ones_like(lam)
+        for _ in range(BISECTION_STEPS):
+            mid = 0.5 * (a + b)
+            below = self.log_snr(mid.reshape(-1)).reshape(lam.shape) < lam
+            a, b = torch.where(below, mid, a), torch.where(below, b, mid)
+        return 0.5 * (a + b)
+
+    def t_from_sigma(self, sigma: Tensor) -> Tensor:
+        """The time with ``beta_t / alpha_t = sigma`` (EDM's noise level): ``t_from_log_snr(-log sigma)``."""
+        return self.t_from_log_snr(-torch.log(torch.as_tensor(sigma, dtype=torch.float64)))
 
     @property
     def prior_std(self) -> float:

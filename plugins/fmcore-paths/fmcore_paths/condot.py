@@ -29,3 +29,12 @@ class CondOTPath(GaussianPath):
     def coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         k = 1.0 - self.options.sigma_min
         return t, 1.0 - k * t, torch.ones_like(t), torch.full_like(t, -k)
+
+    def t_from_log_snr(self, lam: Tensor) -> Tensor:
+        """``t / (1 - k t) = e^lam``, so ``t = 1 / (e^-lam + k)`` (k = 1 - sigma_min), clamped to [0, 1]."""
+        return self.t_from_sigma(torch.exp(-torch.as_tensor(lam, dtype=torch.float64)))
+
+    def t_from_sigma(self, sigma: Tensor) -> Tensor:
+        """``sigma = (1 - k t) / t``, so ``t = 1 / (sigma + k)``, clamped to [0, 1]."""
+        sigma = torch.as_tensor(sigma, dtype=torch.float64)
+        return (1.0 / (sigma + (1.0 - self.options.sigma_min))).clamp(0.0, 1.0)

@@ -40,6 +40,16 @@ class VEPath(GaussianPath):
         beta = self.options.sigma_min * torch.exp(self.log_ratio * (1.0 - t))
         return torch.ones_like(t), beta, torch.zeros_like(t), -self.log_ratio * beta
 
+    def t_from_log_snr(self, lam: Tensor) -> Tensor:
+        """``lambda = -log beta`` (alpha = 1): :meth:`t_from_sigma` of ``e^-lam``."""
+        return self.t_from_sigma(torch.exp(-torch.as_tensor(lam, dtype=torch.float64)))
+
+    def t_from_sigma(self, sigma: Tensor) -> Tensor:
+        """``sigma = beta = sigma_min (sigma_max / sigma_min)^(1 - t)``: ``t = 1 - log(sigma / sigma_min) /
+        log(sigma_max / sigma_min)``, clamped to [0, 1]."""
+        sigma = torch.as_tensor(sigma, dtype=torch.float64)
+        return (1.0 - torch.log(sigma / self.options.sigma_min) / self.log_ratio).clamp(0.0, 1.0)
+
     @property
     def prior_std(self) -> float:
         return self.options.sigma_max

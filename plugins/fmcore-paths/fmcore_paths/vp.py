@@ -42,3 +42,21 @@ class VPPath(GaussianPath):
         beta = torch.sqrt(-torch.expm1(-integral))
         d_alpha = 0.5 * alpha * (lo + s * (hi - lo))
         return alpha, beta, d_alpha, -alpha * d_alpha / beta
+
+    def t_from_log_snr(self, lam: Tensor) -> Tensor:
+        """``e^-2lam = beta^2 / alpha^2 = e^T - 1``: :meth:`t_from_integral` of ``T = log(1 + e^-2lam)``."""
+        lam = torch.as_tensor(lam, dtype=torch.float64)
+        return self.t_from_integral(torch.log1p(torch.exp(-2.0 * lam)))
+
+    def t_from_sigma(self, sigma: Tensor) -> Tensor:
+        """``sigma^2 = e^T - 1``: :meth:`t_from_integral` of ``T = log(1 + sigma^2)``."""
+        sigma = torch.as_tensor(sigma, dtype=torch.float64)
+        return self.t_from_integral(torch.log1p(sigma**2))
+
+    def t_from_integral(self, integral: Tensor) -> Tensor:
+        """``t = 1 - s`` with ``b_min s + (b_max - b_min) s^2 / 2 = T``, i.e. ``s = 2T / (b_min + sqrt(b_min^2 +
+        2 (b_max - b_min) T))`` (the root without cancellation), clamped to [0, 1]."""
+        lo, hi = self.options.beta_min, self.options.beta_max
+        integral = integral.clamp(max=1e300)
+        s = 2.0 * integral / (lo + torch.sqrt(lo**2 + 2.0 * (hi - lo) * integral))
+        return (1.0 - s).clamp(0.0, 1.0)

@@ -26,7 +26,6 @@ from fmcore.run.metrics import wasserstein2
 from fmcore.run.sampling import generate
 
 
-
 class Cosine(GaussianPath):
     """alpha = sin(pi t / 2), beta = sin(pi (1 - t) / 2): no closed-form inverse here, so the bisection is used."""
 

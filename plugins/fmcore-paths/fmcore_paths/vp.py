@@ -26,7 +26,8 @@ class VPPath(GaussianPath):
     """alpha_t = exp(-T(1 - t) / 2), beta_t = sqrt(1 - alpha_t^2), T(s) = b_min s + (b_max - b_min) s^2 / 2.
 
     With s = 1 - t the diffusion time, ``d alpha/dt = alpha b(s) / 2`` where b(s) = b_min + s (b_max - b_min),
-    and ``d beta/dt = -alpha d_alpha / beta`` (infinite at t = 1, where beta = 0).
+    and ``d beta/dt = -alpha d_alpha / beta`` (infinite at t = 1, where beta = 0; the product ``beta d_beta =
+    -alpha d_alpha`` stays finite and is what conversions use, so the marginal velocity is finite there).
     """
 
     Options = VPOptions
@@ -42,3 +43,7 @@ class VPPath(GaussianPath):
         beta = torch.sqrt(-torch.expm1(-integral))
         d_alpha = 0.5 * alpha * (lo + s * (hi - lo))
         return alpha, beta, d_alpha, -alpha * d_alpha / beta
+
+    def beta_d_beta(self, alpha: Tensor, beta: Tensor, d_alpha: Tensor, d_beta: Tensor) -> Tensor:
+        """``beta d_beta = -alpha d_alpha`` (from alpha^2 + beta^2 = 1): finite at t = 1, where d_beta is not."""
+        return -alpha * d_alpha

@@ -2,12 +2,14 @@
 
 from fmcore import PathDiffusion, UniformGrid, hookimpl
 from fmcore_samplers.diffusions import ConstantDiffusion, ZeroDiffusion
+from fmcore_samplers.dopri5 import Dopri5
 from fmcore_samplers.euler import Euler
 from fmcore_samplers.euler_maruyama import EulerMaruyama
 from fmcore_samplers.grids import AngleGrid, DataGrid
 from fmcore_samplers.heun import Heun
 from fmcore_samplers.langevin import AnnealedLangevin
 from fmcore_samplers.pc import PredictorCorrector
+from fmcore_samplers.rk4 import RK4
 
 
 @hookimpl
@@ -17,6 +19,8 @@ def register_samplers(register):
     register("euler_maruyama", EulerMaruyama)
     register("langevin", AnnealedLangevin)
     register("pc", PredictorCorrector)
+    register("dopri5", Dopri5)
+    register("rk4", RK4)
 
 
 @hookimpl

@@ -6,11 +6,11 @@ gives
 
     log p_{t_hi}(x) = log p_{t_lo}(x_{t_lo}) + a(t_lo),        a(t_lo) = -int_{t_lo}^{t_hi} div u_t(x_t) dt.
 
-``u`` is the field's velocity, converted from any parameterization by the core. The divergence is exact
-(one backward pass per dimension) or Hutchinson's estimate ``div u ~ (1/K) sum_k e_k^T (du/dx) e_k`` with K
-Rademacher or Gaussian probes per sample, fixed along the path: ``a`` is then K integrals, one per probe, whose
-mean is unbiased and whose spread gives the standard error. ``log p_{t_lo}`` is the path's
-``prior_log_prob`` (or a given prior). Differentiable when asked (``grad=True``).
+``u`` is the field's velocity, converted from any parameterization by the core. The divergence is exact (the
+diagonal of the Jacobian, read by backward passes on copies of x) or Hutchinson's estimate
+``div u ~ (1/K) sum_k e_k^T (du/dx) e_k`` with K Rademacher or Gaussian probes per sample, fixed along the path:
+``a`` is then K integrals, one per probe, whose mean is unbiased and whose spread gives the standard error.
+``log p_{t_lo}`` is the path's ``prior_log_prob`` (or a given prior). Differentiable when asked (``grad=True``).
 """
 
 from __future__ import annotations
@@ -82,14 +82,26 @@ def draw_probes(options: LikelihoodOptions, start: int, count: int, shape: tuple
     return torch.where(draw >= 0, 1.0, -1.0).to(dtype) if options.probe == "rademacher" else draw
 
 
-def exact_divergence(v: Tensor, x: Tensor, create_graph: bool) -> Tensor:
-    """``sum_i dv_i/dx_i`` per sample [n, 1], one backward pass per dimension."""
-    vf = v.flatten(1)
-    total = torch.zeros(v.shape[0], dtype=v.dtype, device=v.device)
-    for i in range(vf.shape[1]):
-        (g,) = torch.autograd.grad(vf[:, i].sum(), x, retain_graph=True, create_graph=create_graph)
-        total = total + g.flatten(1)[:, i]
-    return total[:, None]
+def exact_divergence(velocity: Callable[[Tensor, Tensor], Tensor], x: Tensor, rows: Tensor, create_graph: bool,
+                     max_rows: int = 8192) -> tuple[Tensor, Tensor]:
+    """``(v, sum_i dv_i/dx_i)`` with the divergence per sample [n, 1]: the field is evaluated on ``m`` copies of
+    ``x`` at once (``m`` dimensions per pass, at most ``max_rows`` rows) and one backward pass with one-hot
+    vectors reads ``m`` diagonal entries of the Jacobian."""
+    n, dim = x.shape[0], x[0].numel()
+    per_pass = max(1, min(dim, max_rows // max(n, 1)))
+    total = torch.zeros(n, dtype=x.dtype, device=x.device)
+    v = None
+    for first in range(0, dim, per_pass):
+        m = min(per_pass, dim - first)
+        xr = x.repeat(m, *([1] * (x.ndim - 1)))
+        vr = velocity(xr, rows.repeat(m))
+        onehot = torch.zeros(m, n, dim, dtype=x.dtype, device=x.device)
+        onehot[torch.arange(m), :, first + torch.arange(m)] = 1.0
+        onehot = onehot.reshape(m * n, *x.shape[1:])
+        (g,) = torch.autograd.grad(vr, xr, onehot, retain_graph=create_graph, create_graph=create_graph)
+        total = total + (g * onehot).flatten(1).sum(1).reshape(m, n).sum(0)
+        v = vr[:n] if v is None else v
+    return v, total[:, None]
 
 
 def hutchinson_divergence(v: Tensor, x: Tensor, probes: Tensor, create_graph: bool) -> Tensor:
@@ -119,12 +131,17 @@ def log_prob(field: Field, x: Tensor, options: LikelihoodOptions | None = None, 
 
     def rhs(ys: tuple[Tensor, ...], t: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
         xs = ys[0]
+        tt = t.to(xs.dtype)
+
+        def velocity(xr: Tensor, rr: Tensor) -> Tensor:
+            return field.select(rr).velocity(xr, tt.repeat(xr.shape[0] // tt.shape[0]))
+
         with torch.enable_grad():
             xg = xs if (grad and xs.requires_grad) else xs.detach().requires_grad_(True)
-            v = field.select(rows).velocity(xg, t.to(xs.dtype))
             if kind == "exact":
-                div = exact_divergence(v, xg, grad)
+                v, div = exact_divergence(velocity, xg, rows, grad)
             else:
+                v = velocity(xg, rows)
                 div = hutchinson_divergence(v, xg, probes[rows], grad)
         return (v, div) if grad else (v.detach(), div.detach())
 

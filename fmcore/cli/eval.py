@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import torch
 
 from fmcore import api
 from fmcore.cli.common import add_sampler_choice, positive_int, registry_of
+from fmcore.cli.logp import DTYPES, add_likelihood_args, likelihood_options
 from fmcore.cli.sample import check_sampler_overrides
 from fmcore.run.evaluate import evaluate
 from fmcore.run.rundir import default_device
@@ -26,15 +28,35 @@ def add_parser(sub) -> argparse.ArgumentParser:
     e.add_argument("--guidance", type=float, metavar="W",
                    help="image data, conditional models: guidance (default: the recipe's [sampler] guidance)")
     e.add_argument("--features", metavar="NAME", help="image data: feature network (default: the data set's name)")
+    nll = e.add_argument_group("likelihood (--nll)")
+    nll.add_argument("--nll", action="store_true", help="report the held-out NLL (nats, bits/dim) beside a fitted "
+                     "Gaussian instead of sample distances (probability-flow ODE; docs/likelihood.md)")
+    add_likelihood_args(nll)
     return e
 
 
 def run(args, host) -> int:
+    if args.nll:
+        return run_nll(args, host)
     check_sampler_overrides(args.set, "eval")
     run = api.load_run(args.run_dir, ema=not args.no_ema, overrides=args.set, sampler=args.sampler,
                        registry=registry_of(host))
     device = torch.device(args.device) if args.device else default_device()
     report = evaluate(run.opened, args.n, seed=args.seed, device=device, guidance=args.guidance,
                       features=args.features)
+    print(json.dumps(report.values, indent=2) if args.json else report.render())
+    return 0
+
+
+def run_nll(args, host) -> int:
+    from tqdm.auto import tqdm
+
+    options = likelihood_options(args)
+    run = api.load_run(args.run_dir, ema=not args.no_ema, registry=registry_of(host))
+    device = torch.device(args.device) if args.device else default_device()
+    bar = tqdm(total=args.n, unit="point", disable=None, file=sys.stderr)
+    report = run.nll(args.n, seed=args.seed, device=device, batch_size=args.batch_size, dtype=DTYPES.get(args.dtype),
+                     progress=bar.update, options=options)
+    bar.close()
     print(json.dumps(report.values, indent=2) if args.json else report.render())
     return 0

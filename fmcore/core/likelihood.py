@@ -163,5 +163,7 @@ def log_prob(field: Field, x: Tensor, options: LikelihoodOptions | None = None, 
         stderr = torch.full_like(delta, 0.0 if kind == "exact" else float("nan")).detach()
     if not bool(torch.isfinite(logp.detach()).all()):
         raise FmError(f"the log-density is not finite for {int((~torch.isfinite(logp.detach())).sum())} point(s): "
-                      f"the field is not finite along their paths between t = {t_hi:g} and t = {t_lo:g}")
+                      f"the field is not finite along their paths between t = {t_hi:g} and t = {t_lo:g}. An exact "
+                      f"field of point masses (the oracle of a data set that is not a mixture) is singular at t = 1: "
+                      f"set [objective] t_eps > 0 so that densities are taken at 1 - t_eps")
     return LogDensity(logp, stderr, log_prior, delta, x_lo, sol.nfe, t_hi, kind)

@@ -79,6 +79,8 @@ class Sampler(abc.ABC):
     needs_score: ClassVar[bool] = False
     #: the sampler reads the path's schedule alpha_t, beta_t
     needs_gaussian_path: ClassVar[bool] = False
+    #: an adaptive ODE sampler: its error control, not the grid, sets the steps (it overrides :meth:`run`)
+    adaptive: ClassVar[bool] = False
 
     def __init__(self, options: SamplerOptions):
         self.options = options

@@ -542,6 +542,9 @@ def check_sampler_convergence(sampler: Sampler, field: Field | None = None, n: i
                              f"{std_err:.3g} (tolerance {tol}) and the share of the heavier blob by {share_err:.3g} "
                              f"(tolerance {tol / 2}); try more steps in the test")
     options = sampler.options
+    if sampler.adaptive:
+        _check_adaptive_pathwise(sampler, field, tol)
+        return
     if not (attrs.has(type(options)) and hasattr(options, "steps")) or not _is_deterministic(sampler, field, 2):
         return
     small = 16
@@ -553,6 +556,23 @@ def check_sampler_convergence(sampler: Sampler, field: Field | None = None, n: i
     if not err2 < 0.8 * err1:
         raise AssertionError(f"a deterministic sampler should converge with more steps: mean distance to a "
                              f"{8 * small}-step solution is {err1:.3g} at {small} steps and {err2:.3g} at {2 * small}")
+
+
+def _check_adaptive_pathwise(sampler: Sampler, field: Field, tol: float) -> None:
+    """An adaptive ODE sampler (its error control, not ``steps``, sets the accuracy) lands within ``tol / 10`` on
+    average of a tight (1e-9) Dormand–Prince solution of the probability-flow ODE from the same starts."""
+    from fmcore.core.noise import BatchNoise
+    from fmcore.core.ode import dopri5
+
+    noise = BatchNoise(1, 0, 256, (2,), "cpu", torch.float64)
+    x0 = field.path.prior_sample(noise.randn())
+    lo, hi = sampler.time_range(field)
+    ref = dopri5(lambda ys, t, rows: (field.velocity(ys[0], t),), (x0,), lo, hi, rtol=1e-9, atol=1e-9,
+                 max_steps=100_000).y[0]
+    err = float((sampler.run(field, x0, noise).x - ref).norm(dim=1).mean())
+    if not err <= tol / 10:
+        raise AssertionError(f"an adaptive sampler should follow the probability-flow ODE: its samples are {err:.3g} "
+                             f"on average from a tight Dormand–Prince solution (tolerance {tol / 10:g})")
 
 
 def _is_deterministic(sampler: Sampler, field: Field, dim: int) -> bool:

@@ -30,6 +30,7 @@ class Dopri5(Sampler):
 
     Options = Dopri5Options
     evals_per_step = 6
+    adaptive = True
 
     def step(self, field: Field, x: Tensor, t: Tensor, t_next: Tensor, noise: BatchNoise) -> Tensor:
         """One adaptive integration from ``t`` to ``t_next`` (the error control picks the inner steps)."""

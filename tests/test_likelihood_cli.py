@@ -157,3 +157,29 @@ def test_condot_prior_is_the_standard_normal():
     path = CondOTPath(CondOTOptions())
     x = torch.randn(5, 3, dtype=torch.float64)
     torch.testing.assert_close(path.prior_log_prob(x), torch.distributions.Normal(0.0, 1.0).log_prob(x).sum(1))
+
+
+def test_fm_sample_with_dopri5_reports_mean_and_max_nfe(oracle_run, tmp_path, fm):
+    code, out, err = fm("sample", oracle_run, "--n", "100", "--out", tmp_path / "s.npy", "--device", "cpu")
+    assert code == 0, err
+    assert "network evaluations per sample on average, at most" in out
+    code, out, err = fm("sample", oracle_run, "--n", "100", "--out", tmp_path / "e.npy", "--sampler", "rk4",
+                        "--set", "sampler.steps=5", "--device", "cpu")
+    assert code == 0 and "(20 network evaluations each" in out
+
+
+def test_eval_nll_refuses_sampler_options(oracle_run, fm):
+    code, _, err = fm("eval", oracle_run, "--nll", "--sampler", "heun")
+    assert code == 2 and "--sampler, --set, --guidance and --features do not apply" in err
+
+
+def test_logp_in_another_dtype_leaves_the_network_as_it_was(tmp_path, write_recipe):
+    from fmcore.run.likelihood import run_log_prob
+    from fmcore.run.rundir import OpenedRun
+
+    recipe = fmcore.load_recipe(write_recipe(RECIPE.replace('name = "oracle"', 'name = "mlp"\nhidden = [8]')))
+    c = fmcore.build(recipe, training=True)
+    assert next(c.network.parameters()).dtype == torch.float32
+    opened = OpenedRun(tmp_path, recipe, c, tmp_path / "model.safetensors", None)
+    out = run_log_prob(opened, torch.zeros(3, 2, dtype=torch.float64), dtype=torch.float64)
+    assert out.logp.dtype == torch.float64 and next(c.network.parameters()).dtype == torch.float32

@@ -12,6 +12,7 @@ from fmcore import api
 from fmcore.cli.common import add_sampler_choice, positive_int, registry_of
 from fmcore.cli.logp import DTYPES, add_likelihood_args, likelihood_options
 from fmcore.cli.sample import check_sampler_overrides
+from fmcore.core.errors import FmError
 from fmcore.run.evaluate import evaluate
 from fmcore.run.rundir import default_device
 
@@ -50,6 +51,11 @@ def run(args, host) -> int:
 
 def run_nll(args, host) -> int:
     from tqdm.auto import tqdm
+
+    if args.sampler or args.set or args.guidance is not None or args.features:
+        raise FmError("--nll computes log-densities with the probability-flow ODE (its own options: --divergence, "
+                      "--probes, --solver, --rtol, --atol, ...); --sampler, --set, --guidance and --features do not "
+                      "apply to it")
 
     options = likelihood_options(args)
     run = api.load_run(args.run_dir, ema=not args.no_ema, registry=registry_of(host))

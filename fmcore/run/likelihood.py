@@ -39,23 +39,28 @@ def run_log_prob(run: OpenedRun, points: Tensor, options: LikelihoodOptions | No
     if info.num_classes and labels is None:
         raise FmError(f"this model is class-conditional ({info.num_classes} classes): its density is p(x | label), "
                       f"so give a label per point (--labels FILE.npy, or labels=... in Python)")
+    if points.shape[0] == 0:
+        raise FmError("no points given: the array is empty")
     device = torch.device(device) if device is not None else torch.device("cpu")
-    dtype = dtype or next((p.dtype for p in c.network.parameters()), torch.float32)
+    own = next((p.dtype for p in c.network.parameters()), None)
+    dtype = dtype or own or points.dtype  # a network without parameters (oracle) computes in the points' dtype
     c.network.to(device=device, dtype=dtype)
     field = c.field()
     batch_size = max(BLOCK, -(-batch_size // BLOCK) * BLOCK)
     parts = []
-    for start in range(0, points.shape[0], batch_size):
-        x = points[start:start + batch_size].to(device=device, dtype=dtype)
-        chunk = field
-        if labels is not None:
-            cond = labels[start:start + batch_size].to(device)
-            chunk = field.with_condition(cond, torch.full_like(cond, info.null_label), 1.0)
-        parts.append(log_prob(chunk, x, options, start=start, grad=grad))
-        if progress is not None:
-            progress(x.shape[0])
-    if not parts:
-        raise FmError("no points given: the array is empty")
+    try:
+        for start in range(0, points.shape[0], batch_size):
+            x = points[start:start + batch_size].to(device=device, dtype=dtype)
+            chunk = field
+            if labels is not None:
+                cond = labels[start:start + batch_size].to(device)
+                chunk = field.with_condition(cond, torch.full_like(cond, info.null_label), 1.0)
+            parts.append(log_prob(chunk, x, options, start=start, grad=grad))
+            if progress is not None:
+                progress(x.shape[0])
+    finally:
+        if own is not None and own != dtype:
+            c.network.to(dtype=own)  # leave the run's network as it was (sampling expects its own dtype)
     return LogDensity(*(torch.cat([getattr(p, f) for p in parts]) for f in ("logp", "stderr", "prior", "delta",
                                                                               "noise", "nfe")),
                       parts[0].t, parts[0].divergence)

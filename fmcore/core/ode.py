@@ -50,8 +50,9 @@ MIN_FACTOR, MAX_FACTOR = 0.2, 10.0
 
 @attrs.frozen
 class Solution:
-    """Final states, times reached [N], evaluations of the right-hand side per sample [N] (int64), and the
-    states at ``record_times`` ([M, N, ...] each, cubic Hermite interpolation between accepted steps) when asked."""
+    """Final states, times reached [N], evaluations of the right-hand side and steps taken (accepted or not) per
+    sample [N] (int64), and the states at ``record_times`` ([M, N, ...] each, cubic Hermite interpolation between
+    accepted steps) when asked."""
 
     y: State
     t: Tensor

@@ -36,7 +36,7 @@ from fmcore.testing import fake_install
 ROOT = Path(__file__).parents[1]
 TUTORIALS = {"path": ROOT / "docs" / "tutorial-path-plugin.md", "sampler": ROOT / "docs" / "tutorial-sampler-plugin.md"}
 #: component kind and name each tutorial adds
-ADDS = {"path": ("path", "poly"), "sampler": ("sampler", "rk4")}
+ADDS = {"path": ("path", "poly"), "sampler": ("sampler", "rk3")}
 
 FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```[ \t]*$", re.S | re.M)
 

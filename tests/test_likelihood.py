@@ -48,9 +48,10 @@ def exact_at_ends(mix, field):
 def test_exact_divergence_matches_the_mixture_density(name, mix):
     field = oracle_field(mix, PATHS[name])
     assert field.time_range == (0.0, 1.0)
-    x = make_points(mix, 16 if mix is RING else 8)
+    x = make_points(mix, 16 if mix is RING else 6)
     target, prior = exact_at_ends(mix, field)
-    result = log_prob(field, x, TIGHT, prior=prior)
+    result = log_prob(field, x, TIGHT if mix is RING else LikelihoodOptions(divergence="exact", rtol=1e-9, atol=1e-9),
+                      prior=prior)
     assert float((result.logp - target(x)).abs().max()) < 1e-4
     assert result.divergence == "exact" and bool((result.stderr == 0).all())
 
@@ -58,7 +59,7 @@ def test_exact_divergence_matches_the_mixture_density(name, mix):
 @pytest.mark.parametrize("name", PATHS)
 def test_hutchinson_agrees_within_three_standard_errors(name):
     field = oracle_field(RING, PATHS[name])
-    x = make_points(RING, 32, seed=1)
+    x = make_points(RING, 24, seed=1)
     target, prior = exact_at_ends(RING, field)
     options = LikelihoodOptions(divergence="hutchinson", probes=8, probe="gaussian", rtol=1e-8, atol=1e-8)
     result = log_prob(field, x, options, prior=prior)
@@ -97,9 +98,9 @@ def test_image_shaped_data_with_every_parameterization(kind):
     x = make_points(IMAGES, 8, seed=4)
     assert x.shape == (8, 1, 4, 4)
     target, prior = exact_at_ends(IMAGES, field)
-    exact = log_prob(field, x, LikelihoodOptions(divergence="exact", rtol=1e-9, atol=1e-9), prior=prior)
+    exact = log_prob(field, x, LikelihoodOptions(divergence="exact", rtol=1e-8, atol=1e-8), prior=prior)
     assert float((exact.logp - target(x)).abs().max()) < 1e-4
-    hutch = log_prob(field, x, LikelihoodOptions(divergence="hutchinson", probes=8, rtol=1e-6, atol=1e-6),
+    hutch = log_prob(field, x, LikelihoodOptions(divergence="hutchinson", probes=6, rtol=1e-5, atol=1e-5),
                      prior=prior)
     diff = hutch.logp - target(x)
     assert hutch.divergence == "hutchinson" and bool((hutch.stderr > 0).all())

@@ -16,6 +16,7 @@ from fmcore.core.diffusion import Diffusion, PathDiffusion, reverse_diffusion_sq
 from fmcore.core.errors import FmError
 from fmcore.core.field import Field
 from fmcore.core.grid import TimeGrid, UniformGrid, affine_grid
+from fmcore.core.likelihood import LikelihoodOptions, LogDensity, log_prob
 from fmcore.core.network import DataInfo, Network
 from fmcore.core.noise import BatchNoise
 from fmcore.core.objective import Objective, ObjectiveOptions, RegressionObjective
@@ -61,3 +62,4 @@ __all__ = [
     "affine_grid", "as_time", "convert", "euler_step", "expand_like", "help_field", "hookimpl", "in_range", "nested",
     "non_negative", "one_of", "oracle_field", "positive", "positive_ints", "reverse_diffusion_sq", *_API,
 ]
+__all__ += ["LikelihoodOptions", "LogDensity", "log_prob"]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from fmcore.cli.common import add_sampler_choice, positive_int, registry_of
+from fmcore.cli.logp import DTYPES, add_likelihood_args, likelihood_options
 from fmcore.cli.sample import check_sampler_overrides
+from fmcore.core.errors import FmError
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -21,10 +24,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
     e.add_argument("--guidance", type=float, metavar="W",
                    help="image data, conditional models: guidance (default: the recipe's [sampler] guidance)")
     e.add_argument("--features", metavar="NAME", help="image data: feature network (default: the data set's name)")
+    nll = e.add_argument_group("likelihood (--nll)")
+    nll.add_argument("--nll", action="store_true", help="report the held-out NLL (nats, bits/dim) beside a fitted "
+                     "Gaussian instead of sample distances (probability-flow ODE; docs/likelihood.md)")
+    add_likelihood_args(nll)
     return e
 
 
 def run(args, host) -> int:
+    if args.nll:
+        return run_nll(args, host)
+
     import torch
 
     from fmcore import api
@@ -37,5 +47,28 @@ def run(args, host) -> int:
     device = torch.device(args.device) if args.device else default_device()
     report = evaluate(run.opened, args.n, seed=args.seed, device=device, guidance=args.guidance,
                       features=args.features)
+    print(json.dumps(report.values, indent=2) if args.json else report.render())
+    return 0
+
+
+def run_nll(args, host) -> int:
+    import torch
+    from tqdm.auto import tqdm
+
+    from fmcore import api
+    from fmcore.run.rundir import default_device
+
+    if args.sampler or args.set or args.guidance is not None or args.features:
+        raise FmError("--nll computes log-densities with the probability-flow ODE (its own options: --divergence, "
+                      "--probes, --solver, --rtol, --atol, ...); --sampler, --set, --guidance and --features do not "
+                      "apply to it")
+
+    options = likelihood_options(args)
+    run = api.load_run(args.run_dir, ema=not args.no_ema, registry=registry_of(host))
+    device = torch.device(args.device) if args.device else default_device()
+    bar = tqdm(total=args.n, unit="point", disable=None, file=sys.stderr)
+    report = run.nll(args.n, seed=args.seed, device=device, batch_size=args.batch_size, dtype=DTYPES.get(args.dtype),
+                     progress=bar.update, options=options)
+    bar.close()
     print(json.dumps(report.values, indent=2) if args.json else report.render())
     return 0

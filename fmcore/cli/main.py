@@ -10,7 +10,7 @@ from fmcore.core.errors import FmError
 from fmcore.plugins.loading import PluginHost, default_host
 
 #: the command modules, in the order ``fm --help`` lists them; each has ``add_parser(sub)`` and ``run(args, host)``
-COMMANDS = ("train", "sample", "eval", "oracle", "plugins", "recipe")
+COMMANDS = ("train", "sample", "eval", "logp", "oracle", "plugins", "recipe")
 
 
 def make_parser() -> argparse.ArgumentParser:

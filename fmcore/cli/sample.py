@@ -81,7 +81,9 @@ def run(args, host) -> int:
     np.save(out, samples.numpy())
     cond = "" if labels is None else f", classes {args.classes}, guidance {guidance:g}"
     cond += f", along path {args.path}" if args.path else ""
-    print(f"{args.n} samples with {run.recipe.sampler.name} ({result.nfe} network evaluations each, "
+    nfe = f"{result.nfe} network evaluations each" if result.nfe_mean == result.nfe_max else \
+        f"{result.nfe_mean:.1f} network evaluations per sample on average, at most {result.nfe_max}"
+    print(f"{args.n} samples with {run.recipe.sampler.name} ({nfe}, "
           f"weights {run.weights.name}{cond}) in {seconds:.2f}s -> {out}")
     if labels is not None:
         np.save(out.with_name(out.stem + ".labels.npy"), labels.numpy())

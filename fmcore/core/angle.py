@@ -62,7 +62,7 @@ def angle_rate(field: Field, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tens
     """
     s = field.path.schedule(as_time(t, x).clamp(*field.time_range), x)
     nu = torch.sqrt(s.alpha**2 + s.beta**2)
-    d_nu = (s.alpha * s.d_alpha + s.beta * s.d_beta) / nu
+    d_nu = (s.alpha * s.d_alpha + s.beta_d_beta) / nu
     rate = (d_nu * x - nu * field.velocity(x, t)) / s.determinant
     return rate, nu, torch.atan2(s.beta, s.alpha)
 

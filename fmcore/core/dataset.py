@@ -46,6 +46,11 @@ class Dataset(abc.ABC):
         g = torch.Generator().manual_seed(seed)
         return self.sample(n, g)
 
+    def bin_width(self) -> float | None:
+        """For discrete data (pixel levels), the spacing of the values in the model's space (digits: 17 levels
+        mapped to [-1, 1], 1/8); None for continuous data. Likelihoods dequantize over bins of this width."""
+        return None
+
     def mixture(self) -> GaussianMixture | None:
         """The exact data distribution as a Gaussian mixture, where it is one (the ``oracle`` network uses it);
         None otherwise."""

@@ -23,8 +23,9 @@ from fmcore.core.path import Schedule
 
 
 def reverse_diffusion_sq(s: Schedule) -> Tensor:
-    """``g(t)^2 = 2 beta^2 d_alpha / alpha - 2 beta d_beta`` (``+inf`` where alpha = 0, e.g. CondOT at t = 0)."""
-    return 2 * s.beta**2 * s.d_alpha / s.alpha - 2 * s.beta * s.d_beta
+    """``g(t)^2 = 2 beta^2 d_alpha / alpha - 2 beta d_beta`` (``+inf`` where alpha = 0, e.g. CondOT at t = 0), with
+    the path's finite product ``beta d_beta`` (VP at t = 1: ``g^2 = 2 alpha d_alpha = b(0)``)."""
+    return 2 * s.beta**2 * s.d_alpha / s.alpha - 2 * s.beta_d_beta
 
 
 class Diffusion(abc.ABC):

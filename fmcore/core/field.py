@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from fmcore.core.path import GaussianPath, ProbabilityPath
-from fmcore.core.prediction import Prediction, convert, to_data_noise
+from fmcore.core.prediction import Prediction, convert
 from fmcore.core.tensors import as_time
 
 
@@ -44,12 +44,38 @@ def singular_ends(path: ProbabilityPath, prediction: Prediction) -> list[str]:
     return reasons
 
 
-def safe_time_range(path: ProbabilityPath, prediction: Prediction, t_eps: float) -> tuple[float, float]:
-    """``[t_lo, t_hi]``: ``[0, 1]`` shrunk by ``t_eps`` at each end listed by :func:`singular_ends`."""
-    reasons = singular_ends(path, prediction)
+def field_singular_ends(path: ProbabilityPath, prediction: Prediction) -> list[str]:
+    """Why a field reading an exact, finite ``prediction`` has no finite velocity at t = 0 or t = 1.
+
+    Less strict than :func:`singular_ends` (which is about training targets): the velocity is
+    ``d_alpha E[z|x] + (beta d_beta) E[eps|x] / beta`` and stays finite where ``d_alpha`` and the path's product
+    ``beta d_beta`` are (VP at t = 1), except where the prediction does not determine it.
+    """
+    if not isinstance(path, GaussianPath):
+        return []
+    reasons = []
+    start, end = path.endpoint(0.0), path.endpoint(1.0)
+    if float(start.alpha) == 0.0 and prediction in (Prediction.NOISE, Prediction.SCORE):
+        reasons.append("t=0: alpha_0 = 0, so the data cannot be recovered from a noise or score prediction")
+    if float(end.beta) == 0.0 and (prediction is Prediction.DATA or (
+            prediction is Prediction.NOISE and not bool(torch.isfinite(end.d_beta)))):
+        reasons.append("t=1: beta_1 = 0, where the noise cannot be recovered from this prediction")
+    for name, sched in (("t=0", start), ("t=1", end)):
+        if not all(torch.isfinite(c) for c in (sched.d_alpha, sched.beta_d_beta)):
+            reasons.append(f"{name}: d_alpha or beta d_beta is infinite, so the velocity is too")
+    return reasons
+
+
+def shrink(reasons: list[str], t_eps: float) -> tuple[float, float]:
+    """``[0, 1]`` shrunk by ``t_eps`` at each end named in ``reasons``."""
     t_lo = t_eps if any(r.startswith("t=0") for r in reasons) else 0.0
     t_hi = 1.0 - t_eps if any(r.startswith("t=1") for r in reasons) else 1.0
     return t_lo, t_hi
+
+
+def safe_time_range(path: ProbabilityPath, prediction: Prediction, t_eps: float) -> tuple[float, float]:
+    """``[t_lo, t_hi]``: ``[0, 1]`` shrunk by ``t_eps`` at each end listed by :func:`singular_ends`."""
+    return shrink(singular_ends(path, prediction), t_eps)
 
 
 class Field:
@@ -111,10 +137,16 @@ class Field:
         """Both, from one network evaluation (each exactly as :meth:`velocity` and :meth:`score` compute it)."""
         pred, t = self.raw(x, t)
         s = self.path.schedule(t, x)
-        z, eps = to_data_noise(pred, self.prediction, x, s)
-        velocity = pred if self.prediction is Prediction.VELOCITY else s.d_alpha * z + s.d_beta * eps
-        score = pred if self.prediction is Prediction.SCORE else convert(pred, self.prediction, Prediction.SCORE, x, s)
+        velocity = convert(pred, self.prediction, Prediction.VELOCITY, x, s)
+        score = convert(pred, self.prediction, Prediction.SCORE, x, s)
         return velocity, score
+
+    def select(self, rows: Tensor) -> Field:
+        """The same field for the samples ``rows`` of the batch (their conditions; itself when unconditional)."""
+        if self.cond is None:
+            return self
+        null = None if self.null_cond is None else self.null_cond[rows]
+        return self.with_condition(self.cond[rows], null, self.guidance)
 
     def with_condition(self, cond: Tensor | None, null_cond: Tensor | None, guidance: float) -> Field:
         """The same field restricted to a batch's conditions (labels) and a guidance scale."""

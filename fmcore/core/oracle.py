@@ -8,7 +8,7 @@ Gaussian path ``x = alpha_t z + beta_t eps``, component k stays Gaussian along t
     score           = -sum_k w_k r_k
     noise  E[eps|x] =  beta sum_k w_k r_k
     data   E[z|x]   =  sum_k w_k (m_k + alpha s_k^2 r_k)
-    velocity        =  d_alpha E[z|x] + d_beta E[eps|x]
+    velocity        =  d_alpha E[z|x] + d_beta E[eps|x] = d_alpha E[z|x] + (beta d_beta) sum_k w_k r_k
 
 An :class:`Oracle` is called like a network, ``oracle(x, t, cond=None)``, so it can be wrapped in
 :class:`fmcore.Field` with any parameterization (:func:`oracle_field`).
@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from fmcore.core.errors import FmError
-from fmcore.core.field import Field, safe_time_range
+from fmcore.core.field import Field, field_singular_ends, shrink
 from fmcore.core.path import GaussianPath, ProbabilityPath
 from fmcore.core.prediction import Prediction
 
@@ -68,6 +68,14 @@ class GaussianMixture:
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         eps = torch.randn((n, *self.shape), generator=generator, dtype=torch.float64)
         return self.means[k] + self.stds[k].reshape(n, *([1] * len(self.shape))) * eps
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """``log sum_k pi_k N(x; m_k, s_k^2 I)`` per point [N] (in ``x``'s dtype; needs every ``s_k > 0``)."""
+        means, var = self.means.flatten(1).to(x), (self.stds**2).to(x)
+        d = means.shape[1]
+        sq = ((x.flatten(1)[:, None, :] - means[None]) ** 2).sum(-1)
+        logs = self.weights.to(x).log()[None] - 0.5 * sq / var[None] - 0.5 * d * torch.log(2 * torch.pi * var)[None]
+        return torch.logsumexp(logs, dim=1)
 
     def at(self, path: GaussianPath, t: float) -> GaussianMixture:
         """The path's marginal at time ``t``: components ``N(alpha m_k, (alpha^2 s_k^2 + beta^2) I)``."""
@@ -122,15 +130,17 @@ class Oracle:
             if kind is Prediction.DATA:
                 out = z
             else:
-                out = s.d_alpha.reshape(n, 1) * z + (s.d_beta.reshape(n, 1) * beta) * r
+                out = s.d_alpha.reshape(n, 1) * z + s.beta_d_beta.reshape(n, 1) * r
         return out.view_as(x)
 
 
 def oracle_time_range(mixture: GaussianMixture, path: ProbabilityPath, prediction: Prediction,
                       t_eps: float) -> tuple[float, float]:
-    """:func:`fmcore.core.field.safe_time_range`, also shrunk at t = 1 when the mixture has point masses and
-    ``beta_1 = 0`` (the marginal is then a sum of deltas at t = 1: velocity and score are singular)."""
-    lo, hi = safe_time_range(path, prediction, t_eps)
+    """``[0, 1]`` shrunk by ``t_eps`` at the ends where the field's conversion is singular
+    (:func:`fmcore.core.field.field_singular_ends`; VP's velocity is finite at t = 1), and at t = 1 when the
+    mixture has point masses and ``beta_1 = 0`` (the marginal is then a sum of deltas: velocity and score are
+    singular)."""
+    lo, hi = shrink(field_singular_ends(path, prediction), t_eps)
     if bool((mixture.stds == 0).any()) and float(path.endpoint(1.0).beta) == 0.0:
         hi = min(hi, 1.0 - t_eps)
     return lo, hi

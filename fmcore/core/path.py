@@ -23,12 +23,18 @@ BISECTION_STEPS = 60
 
 @attrs.frozen
 class Schedule:
-    """``alpha_t, beta_t`` and their time derivatives, each shaped to broadcast against ``x``."""
+    """``alpha_t, beta_t`` and their time derivatives, each shaped to broadcast against ``x``.
+
+    ``beta_d_beta`` is the product ``beta_t d beta_t/dt``, given by the path where it is finite although
+    ``d_beta`` is not (VP at t = 1: ``beta = 0``, ``d_beta = -inf``, ``beta d_beta = -alpha d_alpha``); by default
+    it is the plain product.
+    """
 
     alpha: Tensor
     beta: Tensor
     d_alpha: Tensor
     d_beta: Tensor
+    beta_d_beta: Tensor = attrs.field(default=attrs.Factory(lambda s: s.beta * s.d_beta, takes_self=True))
 
     @property
     def determinant(self) -> Tensor:
@@ -68,6 +74,14 @@ class ProbabilityPath(abc.ABC):
     def conditional_velocity(self, x: Tensor, z: Tensor, t: Tensor) -> Tensor:
         """``u_t(x | z)``: the velocity of the conditional flow through ``x`` at time ``t``."""
 
+    def prior_log_prob(self, x: Tensor, t: float = 0.0) -> Tensor:
+        """``log p_t(x)`` at the noise end (``t = 0``, or just above it) summed over the non-batch dimensions,
+        shape [N] (for likelihoods)."""
+        from fmcore.core.errors import FmError
+
+        raise FmError(f"the path {type(self).__name__} does not state its prior density (prior_log_prob), so "
+                      f"log-densities cannot be computed on it; implement prior_log_prob(x) in the path")
+
 
 class GaussianPath(ProbabilityPath):
     """``p_t(x | z) = N(alpha_t z, beta_t^2 I)``; subclasses implement :meth:`coefficients`.
@@ -80,15 +94,23 @@ class GaussianPath(ProbabilityPath):
     def coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """``(alpha_t, beta_t, d alpha_t/dt, d beta_t/dt)`` for times ``t`` of shape [N]."""
 
+    def beta_d_beta(self, alpha: Tensor, beta: Tensor, d_alpha: Tensor, d_beta: Tensor) -> Tensor:
+        """``beta_t d beta_t/dt`` from the coefficients; a path whose ``d_beta`` is infinite where this product
+        is finite (VP at t = 1) overrides it with the finite expression."""
+        return beta * d_beta
+
+    def _schedule(self, t: Tensor) -> tuple[Tensor, ...]:
+        coeffs = self.coefficients(t)
+        return (*coeffs, self.beta_d_beta(*coeffs))
+
     def schedule(self, t: Tensor | float, like: Tensor) -> Schedule:
         """The coefficients at ``t``, shaped to broadcast against ``like`` (any [N, ...] shape)."""
         t = as_time(t, like)
-        return Schedule(*(expand_like(c, like) for c in self.coefficients(t)))
+        return Schedule(*(expand_like(c, like) for c in self._schedule(t)))
 
     def endpoint(self, t: float) -> Schedule:
         """The coefficients at a single time, as 0-d float64 tensors (for checks, not hot loops)."""
-        coeffs = self.coefficients(torch.tensor([t], dtype=torch.float64))
-        return Schedule(*(c[0] for c in coeffs))
+        return Schedule(*(c[0] for c in self._schedule(torch.tensor([t], dtype=torch.float64))))
 
     def log_snr(self, t: Tensor) -> Tensor:
         """``lambda_t = log(alpha_t / beta_t)`` (float64 in, float64 out): -inf where alpha = 0, +inf where beta = 0.
@@ -123,6 +145,15 @@ class GaussianPath(ProbabilityPath):
 
     def prior_sample(self, eps: Tensor) -> Tensor:
         return self.prior_std * eps
+
+    def prior_log_prob(self, x: Tensor, t: float = 0.0) -> Tensor:
+        """``log N(x; 0, beta_t^2 I)`` summed over the non-batch dimensions (``t = 0``: the prior, or where a
+        likelihood integration stops). Where ``alpha_t != 0`` (VP, VE) the true marginal is the law of
+        ``alpha_t z + beta_t eps``; for data with ``|z| <= R`` the neglected ``log p_t(x) - log N(x; 0, beta_t^2 I)``
+        lies within ``+-(alpha_t |x| R + alpha_t^2 R^2 / 2) / beta_t^2`` (docs/likelihood.md)."""
+        var = float(self.endpoint(t).beta) ** 2 if t != 0.0 else self.prior_std**2
+        dim = x[0].numel()
+        return -0.5 * (x.flatten(1) ** 2).sum(1) / var - 0.5 * dim * math.log(2 * math.pi * var)
 
     def sample(self, z: Tensor, t: Tensor, eps: Tensor) -> PathSample:
         s = self.schedule(t, z)

@@ -8,7 +8,14 @@ Given ``x = alpha z + beta eps`` and ``u = d_alpha z + d_beta eps`` (DESIGN sect
     noise eps   ->                                  z = (x - beta eps) / alpha
     data z      ->  eps = (x - alpha z) / beta
 
-and back: ``v = d_alpha z + d_beta eps``, ``s = -eps / beta``. Every map is affine in the prediction with
+and back: ``v = d_alpha z + d_beta eps``, ``s = -eps / beta``. Between velocity and score the maps are written
+with the product ``beta d_beta`` (finite on VP at t = 1, where ``d_beta`` is infinite and ``beta = 0``):
+
+    s = (alpha v - d_alpha x) / (beta^2 d_alpha - alpha beta d_beta)
+    v = d_alpha (x + beta^2 s) / alpha - beta d_beta s
+
+and the data implied by a velocity uses ``d_beta / D = beta d_beta / (beta^2 d_alpha - alpha beta d_beta)`` where
+``d_beta`` is infinite. Every map is affine in the prediction with
 coefficients that depend only on ``(x, t)``, which is why classifier-free guidance and averaging commute
 with it (docs/concepts.md). Plugins never repeat these formulas: they name a :class:`Prediction`.
 """
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import enum
 
+import torch
 from torch import Tensor
 
 from fmcore.core.path import Schedule
@@ -35,11 +43,18 @@ def to_data_noise(pred: Tensor, kind: Prediction, x: Tensor, s: Schedule) -> tup
     """``(z_hat, eps_hat)`` implied by a prediction of ``kind`` at ``x``."""
     if kind is Prediction.VELOCITY:
         det = s.determinant
-        return (s.beta * pred - s.d_beta * x) / det, (s.d_alpha * x - s.alpha * pred) / det
+        finite = torch.isfinite(s.d_beta)  # depends on t only, so the switch never blocks gradients in x
+        x_coef = torch.where(finite, s.d_beta / det, s.beta_d_beta / _scaled_determinant(s))
+        return (s.beta / det) * pred - x_coef * x, (s.d_alpha * x - s.alpha * pred) / det
     if kind is Prediction.DATA:
         return pred, (x - s.alpha * pred) / s.beta
     eps = -s.beta * pred if kind is Prediction.SCORE else pred
     return (x - s.beta * eps) / s.alpha, eps
+
+
+def _scaled_determinant(s: Schedule) -> Tensor:
+    """``beta D = beta^2 d_alpha - alpha beta d_beta``, finite where ``beta d_beta`` is."""
+    return s.beta**2 * s.d_alpha - s.alpha * s.beta_d_beta
 
 
 def from_data_noise(z: Tensor, eps: Tensor, kind: Prediction, s: Schedule) -> Tensor:
@@ -59,5 +74,9 @@ def convert(pred: Tensor, source: Prediction, target: Prediction, x: Tensor, s: 
         return pred
     if {source, target} == {Prediction.SCORE, Prediction.NOISE}:
         return -s.beta * pred if source is Prediction.SCORE else -pred / s.beta
+    if (source, target) == (Prediction.VELOCITY, Prediction.SCORE):
+        return (s.alpha * pred - s.d_alpha * x) / _scaled_determinant(s)
+    if (source, target) == (Prediction.SCORE, Prediction.VELOCITY):
+        return s.d_alpha * (x + s.beta**2 * pred) / s.alpha - s.beta_d_beta * pred
     z, eps = to_data_noise(pred, source, x, s)
     return from_data_noise(z, eps, target, s)

@@ -49,11 +49,20 @@ class SamplerOptions:
 @attrs.frozen
 class SampleResult:
     """Final samples, the trajectory [steps + 1, N, ...] when asked for, and the number of field evaluations
-    per sample."""
+    per sample: ``nfe`` (the mean, rounded), ``nfe_mean`` and ``nfe_max`` (they differ for adaptive samplers,
+    whose samples each take their own steps)."""
 
     x: Tensor
     trajectory: Tensor | None
     nfe: int
+    nfe_mean: float = attrs.field(default=attrs.Factory(lambda r: float(r.nfe), takes_self=True))
+    nfe_max: int = attrs.field(default=attrs.Factory(lambda r: int(r.nfe), takes_self=True))
+
+    @classmethod
+    def adaptive(cls, x: Tensor, trajectory: Tensor | None, nfe: Tensor) -> SampleResult:
+        """A result from per-sample evaluation counts ``nfe`` [N]."""
+        mean = float(nfe.double().mean()) if nfe.numel() else 0.0
+        return cls(x, trajectory, round(mean), mean, int(nfe.max()) if nfe.numel() else 0)
 
 
 def euler_step(field: Field, x: Tensor, t: Tensor, t_next: Tensor) -> Tensor:
@@ -70,6 +79,8 @@ class Sampler(abc.ABC):
     needs_score: ClassVar[bool] = False
     #: the sampler reads the path's schedule alpha_t, beta_t
     needs_gaussian_path: ClassVar[bool] = False
+    #: an adaptive ODE sampler: its error control, not the grid, sets the steps (it overrides :meth:`run`)
+    adaptive: ClassVar[bool] = False
 
     def __init__(self, options: SamplerOptions):
         self.options = options

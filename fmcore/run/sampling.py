@@ -39,7 +39,7 @@ def generate(
         guidance = float(getattr(sampler.options, "guidance", 1.0))
     device = torch.device(device) if device is not None else torch.device("cpu")
     batch_size = max(BLOCK, -(-batch_size // BLOCK) * BLOCK)
-    outs, traj, nfe = [], None, 0
+    outs, traj, nfe_sum, nfe_max = [], None, 0.0, 0
     for start in range(0, n, batch_size):
         count = min(batch_size, n - start)
         noise = BatchNoise(seed, start, count, shape, device)
@@ -51,12 +51,14 @@ def generate(
         want_traj = trajectory > 0 and start == 0
         result = sampler.run(chunk_field, x0, noise, trajectory=want_traj)
         outs.append(result.x)
-        nfe = result.nfe
+        nfe_sum += result.nfe_mean * count
+        nfe_max = max(nfe_max, result.nfe_max)
         if want_traj:
             traj = result.trajectory[:, :trajectory]
         if progress is not None:
             progress(count)
-    return SampleResult(torch.cat(outs), traj, nfe)
+    mean = nfe_sum / n if n else 0.0
+    return SampleResult(torch.cat(outs), traj, round(mean), mean, nfe_max)
 
 
 def balanced_labels(n: int, classes: list[int] | int) -> Tensor:

@@ -13,6 +13,7 @@ from torch import Tensor
 from fmcore.core.errors import FmError
 from fmcore.core.field import Field
 from fmcore.core.noise import BLOCK, BatchNoise
+from fmcore.core.ode import dopri5
 from fmcore.core.oracle import Oracle
 from fmcore.core.path import PathSample, ProbabilityPath
 from fmcore.core.prediction import Prediction
@@ -99,13 +100,14 @@ def check_sampler_shapes(sampler: Sampler, shapes: Sequence[Sequence[int]] = DEF
 
 
 class CountingNetwork:
-    """Wraps a network and counts its calls (each call evaluates every sample of the batch once)."""
+    """Wraps a network and counts its calls and the samples it evaluated (``rows``)."""
 
     def __init__(self, network):
-        self.network, self.calls = network, 0
+        self.network, self.calls, self.rows = network, 0, 0
 
     def __call__(self, x: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
         self.calls += 1
+        self.rows += x.shape[0]
         return self.network(x, t, cond)
 
 
@@ -118,8 +120,15 @@ def check_sampler_nfe(sampler: Sampler, n: int = 6) -> None:
         counted = Field(counter, field.path, field.prediction, field.time_range)
         noise = BatchNoise(0, 0, n, VECTOR_SHAPE, "cpu")
         result = sampler.run(counted, field.path.prior_sample(noise.randn()), noise)
+        if sampler.adaptive:  # each sample has its own steps: mean and max over samples
+            if not (result.nfe_max == counter.calls and abs(result.nfe_mean - counter.rows / n) < 1e-9):
+                raise AssertionError(f"on the exact field of {name} the adaptive sampler evaluated the network "
+                                     f"{counter.rows / n:g} times per sample on average and {counter.calls} times at "
+                                     f"most, but reports nfe_mean = {result.nfe_mean:g} and nfe_max = "
+                                     f"{result.nfe_max}")
+            continue
         steps = sampler.grid(field, "cpu").shape[0] - 1
-        if not result.nfe == sampler.nfe(steps) == counter.calls:
+        if not result.nfe == sampler.nfe(steps) == counter.calls or counter.rows != n * counter.calls:
             raise AssertionError(f"on the exact field of {name} with {steps} steps the sampler evaluated the network "
                                  f"{counter.calls} times per sample, but reports nfe = {result.nfe} (SampleResult) "
                                  f"and nfe({steps}) = {sampler.nfe(steps)}: declare evals_per_step or override "
@@ -215,6 +224,9 @@ def check_sampler_convergence(sampler: Sampler, field: Field | None = None, n: i
                              f"{std_err:.3g} (tolerance {tol}) and the share of the heavier blob by {share_err:.3g} "
                              f"(tolerance {tol / 2}); try more steps in the test")
     options = sampler.options
+    if getattr(sampler, "adaptive", False):
+        _check_adaptive_pathwise(sampler, field, tol)
+        return
     if not (attrs.has(type(options)) and hasattr(options, "steps")) or not _is_deterministic(sampler, field, 2):
         return
     small = 16
@@ -226,6 +238,20 @@ def check_sampler_convergence(sampler: Sampler, field: Field | None = None, n: i
     if not err2 < 0.8 * err1:
         raise AssertionError(f"a deterministic sampler should converge with more steps: mean distance to a "
                              f"{8 * small}-step solution is {err1:.3g} at {small} steps and {err2:.3g} at {2 * small}")
+
+
+def _check_adaptive_pathwise(sampler: Sampler, field: Field, tol: float) -> None:
+    """An adaptive ODE sampler (its error control, not ``steps``, sets the accuracy) lands within ``tol / 10`` on
+    average of a tight (1e-9) Dormand–Prince solution of the probability-flow ODE from the same starts."""
+    noise = BatchNoise(1, 0, 256, (2,), "cpu", torch.float64)
+    x0 = field.path.prior_sample(noise.randn())
+    lo, hi = sampler.time_range(field)
+    ref = dopri5(lambda ys, t, rows: (field.velocity(ys[0], t),), (x0,), lo, hi, rtol=1e-9, atol=1e-9,
+                 max_steps=100_000).y[0]
+    err = float((sampler.run(field, x0, noise).x - ref).norm(dim=1).mean())
+    if not err <= tol / 10:
+        raise AssertionError(f"an adaptive sampler should follow the probability-flow ODE: its samples are {err:.3g} "
+                             f"on average from a tight Dormand–Prince solution (tolerance {tol / 10:g})")
 
 
 def _is_deterministic(sampler: Sampler, field: Field, dim: int) -> bool:

@@ -65,6 +65,10 @@ class Digits(ArrayDataset):
             self.held_out = Batch(test_x, test_y)
         super().__init__(train_x, train_y, num_classes=10)
 
+    def bin_width(self) -> float:
+        """Pixels take 17 levels 0..16, mapped by ``x / 8 - 1``: bins of 1/8 in [-1, 1]."""
+        return 1.0 / 8.0
+
     def reference(self, n: int, seed: int) -> Batch:
         """``n`` held-out images (without replacement up to all 359, else with), or training images for
         ``split = "all"``."""

@@ -26,7 +26,8 @@ class VPPath(GaussianPath):
     """alpha_t = exp(-T(1 - t) / 2), beta_t = sqrt(1 - alpha_t^2), T(s) = b_min s + (b_max - b_min) s^2 / 2.
 
     With s = 1 - t the diffusion time, ``d alpha/dt = alpha b(s) / 2`` where b(s) = b_min + s (b_max - b_min),
-    and ``d beta/dt = -alpha d_alpha / beta`` (infinite at t = 1, where beta = 0).
+    and ``d beta/dt = -alpha d_alpha / beta`` (infinite at t = 1, where beta = 0; the product ``beta d_beta =
+    -alpha d_alpha`` stays finite and is what conversions use, so the marginal velocity is finite there).
     """
 
     Options = VPOptions
@@ -60,3 +61,7 @@ class VPPath(GaussianPath):
         integral = integral.clamp(max=1e300)
         s = 2.0 * integral / (lo + torch.sqrt(lo**2 + 2.0 * (hi - lo) * integral))
         return (1.0 - s).clamp(0.0, 1.0)
+
+    def beta_d_beta(self, alpha: Tensor, beta: Tensor, d_alpha: Tensor, d_beta: Tensor) -> Tensor:
+        """``beta d_beta = -alpha d_alpha`` (from alpha^2 + beta^2 = 1): finite at t = 1, where d_beta is not."""
+        return -alpha * d_alpha

@@ -3,6 +3,7 @@
 from fmcore import PathDiffusion, UniformGrid, hookimpl
 from fmcore_samplers.ddim import DDIM
 from fmcore_samplers.diffusions import ConstantDiffusion, ZeroDiffusion
+from fmcore_samplers.dopri5 import Dopri5
 from fmcore_samplers.dpm_solver_pp import DPMSolverPP
 from fmcore_samplers.edm import EDM
 from fmcore_samplers.euler import Euler
@@ -11,6 +12,7 @@ from fmcore_samplers.grids import AngleGrid, DataGrid, ExplicitGrid, KarrasGrid,
 from fmcore_samplers.heun import Heun
 from fmcore_samplers.langevin import AnnealedLangevin
 from fmcore_samplers.pc import PredictorCorrector
+from fmcore_samplers.rk4 import RK4
 from fmcore_samplers.unipc import UniPC
 
 
@@ -25,6 +27,8 @@ def register_samplers(register):
     register("dpm_solver_pp", DPMSolverPP)
     register("unipc", UniPC)
     register("edm", EDM)
+    register("dopri5", Dopri5)
+    register("rk4", RK4)
 
 
 @hookimpl

@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-import torch
-
 from fmcore import api
 from fmcore.cli.common import add_sampler_choice, positive_int, registry_of
 from fmcore.cli.sample import check_sampler_overrides
 from fmcore.run.evaluate import evaluate
-from fmcore.run.rundir import default_device
+from fmcore.run.rundir import resolve_device
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -33,7 +31,7 @@ def run(args, host) -> int:
     check_sampler_overrides(args.set, "eval")
     run = api.load_run(args.run_dir, ema=not args.no_ema, overrides=args.set, sampler=args.sampler,
                        registry=registry_of(host))
-    device = torch.device(args.device) if args.device else default_device()
+    device = resolve_device(args.device)
     report = evaluate(run.opened, args.n, seed=args.seed, device=device, guidance=args.guidance,
                       features=args.features)
     print(json.dumps(report.values, indent=2) if args.json else report.render())

@@ -8,12 +8,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from fmcore import api
 from fmcore.cli.common import add_sampler_choice, positive_int, registry_of
 from fmcore.core.errors import FmError
-from fmcore.run.rundir import default_device
+from fmcore.run.rundir import resolve_device
 from fmcore.run.sampling import balanced_labels, generate, parse_classes
 
 
@@ -53,7 +52,7 @@ def run(args, host) -> int:
     run = api.load_run(args.run_dir, ema=not args.no_ema, overrides=args.set, sampler=args.sampler,
                        registry=registry_of(host))
     c = run.components
-    device = torch.device(args.device) if args.device else default_device()
+    device = resolve_device(args.device)
     c.network.to(device)
     info, labels, guidance = c.network.info, None, args.guidance
     if args.classes is not None:

@@ -104,8 +104,9 @@ def test_training_into_existing_run_refused_and_untouched(fm, write_recipe, tmp_
     run.mkdir()
     (run / "precious.txt").write_text("keep me")
     err = _check_error(fm, "train", write_recipe(), "--run-dir", run)
-    assert "already exists and is not empty" in err and "--resume" in err
+    assert "already exists and is not empty" in err and "not an fmcore run" in err
     assert (run / "precious.txt").read_text() == "keep me"
+    assert sorted(p.name for p in run.iterdir()) == ["precious.txt"]  # no lock file left in a foreign folder
 
 
 def test_command_line_entry_point_exits_2_without_traceback(tmp_path):

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from fmcore import api
-from fmcore.cli.common import add_sampler_choice, positive_int, registry_of
+from fmcore.cli.common import add_sampler_choice, positive_int, registry_of, seed
 from fmcore.cli.sample import check_sampler_overrides
 from fmcore.run.evaluate import evaluate
 from fmcore.run.rundir import resolve_device
@@ -17,7 +17,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     e.add_argument("run_dir")
     add_sampler_choice(e)
     e.add_argument("--n", type=positive_int, default=2000, help="samples on each side (exact W2 up to 5000)")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=seed, default=0, help="seed in 0 .. 2^32 - 1")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
     e.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
     e.add_argument("--device", help="torch device (default: cuda if available, else cpu)")

@@ -76,13 +76,13 @@ def activations(net: nn.Module, info: DataInfo, batch: int) -> tuple[int, int] |
     return sum(sizes), max(sizes, default=0)
 
 
-def _refuse(what: str, need: int, parts: str, device: torch.device, memory_check: bool) -> None:
+def _refuse(what: str, need: int, parts: str, device: torch.device, memory_check: bool, fix: str) -> None:
     if skipped(memory_check):
         return
     have = available(device)
     if need > have:
-        raise FmError(f"{what} needs about {size(need)} ({parts}), but {device} has {size(have)} available; make "
-                      f"it smaller, or pass --skip-memory-check (or set {SKIP_ENV}=1) to try anyway")
+        raise FmError(f"{what} needs about {size(need)} ({parts}), but {device} has {size(have)} available; {fix}, "
+                      f"or pass --skip-memory-check (or set {SKIP_ENV}=1) to try anyway")
 
 
 def check_network(choice: Choice, info: DataInfo, where: str, *, training: bool, batch: int = 0, ema: bool = False,
@@ -96,28 +96,30 @@ def check_network(choice: Choice, info: DataInfo, where: str, *, training: bool,
         return
     params = sum(p.numel() for p in net.parameters())
     copies = (4 + int(ema)) if training else 1
-    need, parts = params * FLOAT * copies, f"{params:,} parameters x {FLOAT} bytes x {copies}"
+    need = params * FLOAT * copies
+    parts = f"{params:,} parameters x {FLOAT} bytes" + (
+        f" x {copies} for weights, gradients, Adam's two moments{' and the EMA' if ema else ''}" if training else "")
     if training and batch:
         acts = activations(net, info, batch)
         if acts is not None:
             need += acts[0]
             parts += f", plus {size(acts[0])} of activations for a batch of {batch:,}"
-    if training:
-        parts += " for weights, gradients and Adam state" + (" and the EMA copy" if ema else "")
-    _refuse(f"{where} ({'training' if training else 'weights'})", need, parts, device or torch.device("cpu"),
-            memory_check)
+    _refuse(f"{'training ' if training else ''}{where}", need, parts, device or torch.device("cpu"), memory_check,
+            "use a smaller network or batch")
 
 
-def check_sampling(net: nn.Module, info: DataInfo, n: int, batch: int, device: torch.device,
+def check_sampling(net, info: DataInfo, n: int, batch: int, device: torch.device,
                    memory_check: bool = True) -> None:
-    """Refuse drawing ``n`` samples in batches of ``batch`` when they do not fit on ``device``."""
+    """Refuse drawing ``n`` samples in batches of ``batch`` when they do not fit on ``device`` (``net``: the
+    field's network; its activations are estimated when it is a module)."""
     if skipped(memory_check):
         return
     per_sample = FLOAT * int(torch.Size(info.shape).numel())
     need = n * per_sample * 2 + batch * per_sample * 8
     parts = f"{n:,} samples of {size(per_sample)} twice, and a batch of {batch:,} in the sampler"
-    acts = activations(net, info, batch)
+    acts = activations(net, info, batch) if isinstance(net, nn.Module) else None
     if acts is not None and acts[1]:
         need += 3 * acts[1]
         parts += f", plus {size(3 * acts[1])} of network activations"
-    _refuse(f"drawing {n:,} samples", need, parts, device, memory_check)
+    _refuse(f"drawing {n:,} samples", need, parts, device, memory_check,
+            "ask for fewer (--n) or a smaller --batch-size")

@@ -339,6 +339,7 @@ class Trainer:
                 if self.step != self._saved_step:
                     self._check_weights()
                     self._save_checkpoint()
+                    stop = stop or (self.world == 1 and self._signal is not None)  # a signal during the write
             if stop:
                 bar.close()
                 raise self._interrupted()
@@ -451,10 +452,12 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
             raise FmError(f"cannot resume {str(run_dir)!r}: it is not an fmcore run directory (no {rundir.RECIPE})")
         return
     if run_dir.exists() and _contents(run_dir):
-        started = (run_dir / rundir.RECIPE).is_file()
-        raise FmError(f"run directory {str(run_dir)!r} already exists and is not empty"
-                      f"{' (it holds a run that was started)' if started else ''}; resume it with "
-                      f"`fm train --resume {run_dir}` or choose another --run-dir")
+        if (run_dir / rundir.RECIPE).is_file():
+            raise FmError(f"run directory {str(run_dir)!r} already holds a run; continue it with `fm train --resume "
+                          f"{run_dir}` (from its newest checkpoint, or from step 0 if it has none) or choose another "
+                          "--run-dir")
+        raise FmError(f"run directory {str(run_dir)!r} already exists and is not empty (it is not an fmcore run: no "
+                      f"{rundir.RECIPE}); choose another --run-dir")
 
 
 def train(recipe: Recipe, registry: Registry, run_dir: str | Path, resume: bool = False,
@@ -462,14 +465,15 @@ def train(recipe: Recipe, registry: Registry, run_dir: str | Path, resume: bool 
     """Train ``recipe`` into ``run_dir`` (``resume``: continue from its newest complete checkpoint, or from
     step 0 when the run has none yet), holding the run directory's lock (the main process) throughout."""
     run_dir = Path(run_dir)
-    check_run_dir(run_dir, resume)
+    if not (run_dir / LOCK).exists():  # not written by fmcore: nothing to lock, refuse before writing in it
+        check_run_dir(run_dir, resume)
     created = not run_dir.exists()
     lock = None
     if int(os.environ.get("RANK", "0")) == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = RunLock(run_dir).acquire()
     try:
-        check_run_dir(run_dir, resume)  # again under the lock: another writer may have started meanwhile
+        check_run_dir(run_dir, resume)  # under the lock: a second writer is told who holds it, above
         trainer = Trainer(recipe, registry, run_dir, resume, memory_check)
         if trainer.acc.is_main_process and not resume:
             ckpt.write_text_atomic(run_dir / rundir.RECIPE, recipe.to_toml())

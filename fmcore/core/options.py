@@ -80,8 +80,10 @@ def positive_ints(_inst: Any, attribute: attrs.Attribute, value: list[int]) -> N
     if len(value) > MAX_LIST:
         raise OptionValueError(attribute.name, f"<a list of {len(value):,} entries>",
                                f"a list of at most {MAX_LIST} integers > 0")
-    if not value or any(not 0 < v <= MAX_WIDTH for v in value):
-        _fail(attribute, value, f"a non-empty list of integers in 1 .. {MAX_WIDTH:,}")
+    if not value or any(v <= 0 for v in value):
+        _fail(attribute, value, "a non-empty list of integers > 0")
+    if any(v > MAX_WIDTH for v in value):
+        _fail(attribute, value, f"integers up to {MAX_WIDTH:,}")
 
 
 @attrs.define(kw_only=True)

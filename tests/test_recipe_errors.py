@@ -46,7 +46,7 @@ def test_unknown_table_suggests(fm, write_recipe):
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("steps = 20", "steps = -5", "[train] steps = -5: expected a finite number > 0"),
+        ("steps = 20", "steps = -5", "[train] steps = -5: expected an integer in 1 .. 1,000,000,000,000"),
         ("steps = 20", "steps = 2.5", "[train] steps = 2.5: expected an integer, got float 2.5"),
         ("batch_size = 64", "batch_size = 64\nlr = 0", "[train] lr = 0.0: expected a finite number > 0"),
         ("batch_size = 64", "batch_size = 64\nlr = -1e-3", "[train] lr = -0.001: expected a finite number > 0"),

@@ -2,8 +2,8 @@
 
 A checkpoint is a folder ``checkpoints/step_XXXXXXXX`` holding ``model.safetensors``,
 ``optimizer.safetensors`` (tensors, with the non-tensor state as JSON metadata), ``ema.safetensors``,
-``rng_<rank>.safetensors`` and ``state.json``. It is written under a temporary name and renamed into place,
-so the newest ``step_*`` folder is always complete.
+``rng_<rank>.safetensors`` (generator states, and the losses of the current log interval) and ``state.json``.
+It is written under a temporary name and renamed into place, so the newest ``step_*`` folder is always complete.
 """
 
 from __future__ import annotations

@@ -45,6 +45,8 @@ PREVIEW_SAMPLES = 2000
 #: of step N, before it is published), create ``RUN_DIR/.held`` and wait until that file is removed or a signal
 #: arrives; interruption tests and bench/interrupt.py signal it at a moment they observe
 HOLD_ENV = "FMCORE_TEST_HOLD"
+#: the key, in ``rng_<rank>.safetensors``, of the losses logged so far in the current log interval
+INTERVAL = "interval_losses"
 HELD = ".held"
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -158,7 +160,9 @@ class Trainer:
         if acc.is_main_process:
             ckpt.staging_dir(self.run_dir, step)
         acc.wait_for_everyone()
-        ckpt.save_tensors(ckpt.rng_tensors(), tmp / f"rng_{self.rank}.safetensors")
+        # the generators, and the losses of the current log interval (so a resumed run logs the same means)
+        ckpt.save_tensors({**ckpt.rng_tensors(), INTERVAL: self._losses[: self._k]},
+                          tmp / f"rng_{self.rank}.safetensors")
         if acc.is_main_process:
             meta = rundir.network_metadata(self.recipe.network)
             ckpt.save_tensors(self.net.state_dict(), tmp / rundir.MODEL, meta)
@@ -208,7 +212,14 @@ class Trainer:
             self.ema.load_state_dict(rundir.checked_tensors(self.net, ema_path, self.recipe.network),
                                      state["ema_updates"])
         rng = path / f"rng_{self.rank}.safetensors"
-        ckpt.restore_rng(ckpt.load_tensors(rng)[0], str(rng))
+        tensors = ckpt.load_tensors(rng)[0]
+        interval = tensors.pop(INTERVAL, torch.zeros(0))
+        if interval.ndim != 1 or interval.shape[0] > self._losses.shape[0]:
+            raise FmError(f"{rng}: {INTERVAL} has shape {list(interval.shape)}; expected at most "
+                          f"{self._losses.shape[0]} values ([train] log_every x grad_accum): was log_every changed?")
+        ckpt.restore_rng(tensors, str(rng))
+        self._k = interval.shape[0]
+        self._losses[: self._k] = interval.to(self._losses)
         self.step, self.skipped = state["step"], state["skipped_steps"]
         self._saved_step = self.step
         self._truncate_metrics(self.step)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import traceback
 
 from fmcore.core.errors import EXIT_INTERNAL, internal_message, user_error
@@ -45,20 +47,36 @@ def report(exc: BaseException, debug: bool) -> int:
     return EXIT_INTERNAL
 
 
+class Terminated(BaseException):
+    """SIGTERM outside the training loop (which handles it itself): stop like Ctrl-C, exit 143."""
+
+
+def _terminate(_signum, _frame) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None, host: PluginHost | None = None) -> int:
     """Run ``fm ARGV``; ``host``: the plugins to use (default: every installed one)."""
     args = make_parser().parse_args(argv)
     debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    main_thread = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         return args.func(args, host if host is not None else default_host())
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("error: interrupted (SIGINT); nothing was lost: files are written atomically", file=sys.stderr)
         return 130
+    except Terminated:
+        print("error: terminated (SIGTERM); nothing was lost: files are written atomically", file=sys.stderr)
+        return 143
     except BrokenPipeError:  # output piped into a reader that stopped early (e.g. `fm plugins | head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as exc:  # noqa: BLE001 - the boundary: classified by report(), internal errors say so
         return report(exc, debug)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, before)
 
 
 def entry() -> None:

@@ -94,7 +94,9 @@ def interrupt(args: list, run: Path, kind: str, sig: int, rng: random.Random, st
             time.sleep(0.005)
     if proc.poll() is None:
         proc.send_signal(sig)
-    proc.communicate(timeout=600)
+    _, err = proc.communicate(timeout=600)
+    if proc.returncode not in (0, EXPECTED[sig], -sig):
+        print(f"  {kind} {signal.Signals(sig).name}: exit {proc.returncode}: {err.decode()[-400:]}")
     return kind, proc.returncode
 
 

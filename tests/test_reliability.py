@@ -431,3 +431,21 @@ def test_interrupt_flag_checkpoints_and_exits_143(fm, write_recipe, tmp_path, mo
     assert f"SIGTERM received: training stopped after step 7 of 20; the checkpoint {run}/checkpoints/step_00000007 " \
            f"holds it. Continue exactly where it stopped with: fm train --resume {run}" in err
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or sys.platform != "linux"
+
+
+def test_sigterm_while_plugins_load_stops_the_command_instead_of_breaking_a_plugin(capsys):
+    from fmcore import hookimpl
+    from fmcore.core.errors import Terminated
+    from fmcore.plugins.loading import PluginHost
+
+    class Hook:  # the signal arrives while this plugin's hook runs
+        @staticmethod
+        @hookimpl
+        def register_paths(register):
+            raise Terminated
+
+    host = PluginHost(entry_points=False)
+    host.register(Hook, "Hook", package="pkg-hook")
+    assert cli_main(["plugins"], host=host) == 143
+    assert capsys.readouterr().err == "error: terminated (SIGTERM); nothing was lost: files are written atomically\n"
+    assert host.records["Hook"].error is None

@@ -15,7 +15,7 @@ import sys
 import threading
 import traceback
 
-from fmcore.core.errors import EXIT_INTERNAL, internal_message, user_error
+from fmcore.core.errors import EXIT_INTERNAL, Terminated, internal_message, user_error
 from fmcore.plugins.loading import PluginHost, default_host
 
 #: the command modules, in the order ``fm --help`` lists them; each has ``add_parser(sub)`` and ``run(args, host)``
@@ -47,10 +47,6 @@ def report(exc: BaseException, debug: bool) -> int:
     return EXIT_INTERNAL
 
 
-class Terminated(BaseException):
-    """SIGTERM outside the training loop (which handles it itself): stop like Ctrl-C, exit 143."""
-
-
 def _terminate(_signum, _frame) -> None:
     raise Terminated
 
@@ -63,12 +59,12 @@ def main(argv: list[str] | None = None, host: PluginHost | None = None) -> int:
     before = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         return args.func(args, host if host is not None else default_host())
-    except KeyboardInterrupt:
-        print("error: interrupted (SIGINT); nothing was lost: files are written atomically", file=sys.stderr)
-        return 130
     except Terminated:
         print("error: terminated (SIGTERM); nothing was lost: files are written atomically", file=sys.stderr)
         return 143
+    except KeyboardInterrupt:
+        print("error: interrupted (SIGINT); nothing was lost: files are written atomically", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # output piped into a reader that stopped early (e.g. `fm plugins | head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -46,6 +46,11 @@ class FmError(Exception):
     exit_code: int = EXIT_USAGE
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside the training loop (which handles it itself): it unwinds like Ctrl-C (code that lets
+    KeyboardInterrupt through, such as plugin loading, lets it through too) and ``fm`` exits with 143."""
+
+
 class NonFiniteLossError(FmError):
     """Training produced a NaN or infinite loss; the run stopped before checkpointing it."""
 

@@ -344,7 +344,8 @@ class Trainer:
                         f.write(json.dumps(row) + "\n")
                 if o.log_with != "none":
                     acc.log({key: v for key, v in row.items() if key != "step"}, step=self.step)
-            self._held("step")
+            if self._hold is not None:
+                self._held("step")
             stop, due = self._should_stop(log_now)
             if stop or due or self.step == o.steps or (o.checkpoint_every and self.step % o.checkpoint_every == 0):
                 if self.step != self._saved_step:

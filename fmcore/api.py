@@ -9,8 +9,9 @@
     logp = run.logp(points, divergence="exact").logp   # log-densities [N] in nats
     print(run.nll(n=1000).render())                     # held-out NLL, bits/dim, Gaussian baseline
 
-Every function takes an optional ``registry`` (default: every installed plugin); errors are
-:class:`~fmcore.core.errors.FmError` with the same one-paragraph messages as the command line.
+Every function takes an optional ``registry`` (default: every installed plugin); errors caused by the input
+or the machine (a path that cannot be written, memory it does not have) are :class:`~fmcore.core.errors.FmError`
+with the same one-paragraph messages as the command line; any other exception is a bug.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from fmcore.core.errors import FmError
+from fmcore.core.errors import FmError, raises_user_errors
 from fmcore.core.field import Field
 from fmcore.core.likelihood import LikelihoodOptions, LogDensity
 from fmcore.core.options import Choice
@@ -43,11 +44,13 @@ from fmcore.run.sampling import balanced_labels, generate
 Components = _build.Components
 
 
+@raises_user_errors
 def load_recipe(path: str | Path, overrides: list[str] = (), registry: Registry | None = None) -> Recipe:
     """Read and validate a recipe file; ``overrides`` are ``TABLE.KEY=VALUE`` strings (as ``--set``)."""
     return _load_recipe(path, registry or get_registry(), list(overrides))
 
 
+@raises_user_errors
 def choice(kind: str, name: str, registry: Registry | None = None, **options: Any) -> Choice:
     """A component chosen by name with ``options`` (for options that are components in Python code, e.g.
     ``HeunOptions(grid=fmcore.choice("grid", "angle"))``); problems are reported like a recipe's."""
@@ -58,6 +61,7 @@ def choice(kind: str, name: str, registry: Registry | None = None, **options: An
     return made
 
 
+@raises_user_errors
 def build(recipe: Recipe, registry: Registry | None = None, *, training: bool = False) -> Components:
     """Live components of a recipe, after the compatibility check (what ``fm recipe check`` runs)."""
     return _build.build(recipe, registry or get_registry(), training=training)
@@ -67,11 +71,13 @@ def _recipe(recipe: Recipe | str | Path, registry: Registry) -> Recipe:
     return recipe if isinstance(recipe, Recipe) else _load_recipe(recipe, registry)
 
 
+@raises_user_errors
 def train(recipe: Recipe | str | Path, run_dir: str | Path, *, resume: bool = False,
-          registry: Registry | None = None) -> training.TrainResult:
-    """Train ``recipe`` (a :class:`Recipe` or a file) into ``run_dir``; ``resume``: continue that run."""
+          registry: Registry | None = None, memory_check: bool = True) -> training.TrainResult:
+    """Train ``recipe`` (a :class:`Recipe` or a file) into ``run_dir``; ``resume``: continue that run;
+    ``memory_check=False`` skips the memory preflight."""
     registry = registry or get_registry()
-    return training.train(_recipe(recipe, registry), registry, run_dir, resume=resume)
+    return training.train(_recipe(recipe, registry), registry, run_dir, resume=resume, memory_check=memory_check)
 
 
 class Run:
@@ -117,6 +123,7 @@ class Run:
             raise FmError("; ".join(problems))
         return sampler
 
+    @raises_user_errors
     def sample_result(self, n: int, sampler: str | None = None, *, seed: int = 0, classes: list[int] | None = None,
                       guidance: float | None = None, device: str | torch.device | None = None,
                       batch_size: int = 4096, trajectory: int = 0, path: str | None = None,
@@ -126,7 +133,7 @@ class Run:
         c = self.components
         info = c.network.info
         labels = None if classes is None else balanced_labels(n, classes)
-        device = torch.device(device) if device is not None else rundir.default_device()
+        device = rundir.resolve_device(device)
         c.network.to(device)
         with _build.blame(f"{c.who('sampler', choice)} on {c.who('network')}", "sampling"):
             return generate(self.field(path), s, n, info.shape, seed=seed, device=device, batch_size=batch_size,
@@ -139,6 +146,7 @@ class Run:
         through the exact schedule transform (:meth:`field`)."""
         return self.sample_result(n, sampler, seed=seed, **kwargs).x.cpu()
 
+    @raises_user_errors
     def evaluate(self, n: int = 2000, *, seed: int = 0, sampler: str | None = None, device=None,
                  guidance: float | None = None, features: str | None = None, **options: Any) -> EvalReport:
         """``fm eval``: distances to fresh data beside their floors (``.render()`` prints the table)."""
@@ -148,7 +156,7 @@ class Run:
             recipe = attrs.evolve(self.recipe, choices={**self.recipe.choices, "sampler": choice})
             c = attrs.evolve(self.components, recipe=recipe, sampler=s)
             opened = rundir.OpenedRun(self.directory, recipe, c, self.weights, self.registry)
-        device = torch.device(device) if device is not None else rundir.default_device()
+        device = rundir.resolve_device(device)
         return _evaluate(opened, n, seed=seed, device=device, guidance=guidance, features=features)
 
 
@@ -160,7 +168,7 @@ class Run:
         (``divergence="exact"``, ``probes=8``, ``rtol=1e-6``, ``solver="rk4"``, ...); ``grad=True`` keeps the graph
         so that gradients reach ``points`` and the network."""
         options = self._likelihood_options(options, likelihood)
-        device = torch.device(device) if device is not None else rundir.default_device()
+        device = rundir.resolve_device(device)
         return _likelihood.run_log_prob(self.opened, points, options, labels=labels, device=device,
                                         batch_size=batch_size, dtype=dtype, grad=grad, progress=progress)
 
@@ -169,7 +177,7 @@ class Run:
             **likelihood: Any) -> _likelihood.NLLReport:
         """``fm eval --nll``: held-out NLL in nats and bits/dim with 95 % intervals, beside a fitted Gaussian."""
         options = self._likelihood_options(options, likelihood)
-        device = torch.device(device) if device is not None else rundir.default_device()
+        device = rundir.resolve_device(device)
         return _likelihood.nll(self.opened, n, options, seed=seed, device=device, batch_size=batch_size,
                                dtype=dtype, progress=progress)
 
@@ -184,12 +192,14 @@ class Run:
         return structure_options(LikelihoodOptions, values, "likelihood options:")
 
 
+@raises_user_errors
 def load_run(run_dir: str | Path, *, ema: bool = True, sampler: str | None = None, overrides: list[str] = (),
              registry: Registry | None = None) -> Run:
     """Open a run directory (EMA weights by default); ``sampler``/``overrides`` as ``fm sample``'s."""
     return Run(rundir.open_run(run_dir, registry or get_registry(), ema=ema, overrides=overrides, sampler=sampler))
 
 
+@raises_user_errors
 def make_oracle_run(recipe: Recipe | str | Path, run_dir: str | Path, registry: Registry | None = None) -> Run:
     """Write the exact-field run of a recipe's data (``fm oracle``) and open it."""
     registry = registry or get_registry()

@@ -159,13 +159,23 @@ def test_malformed_hook_implementations_are_reported_not_ignored(plugin, message
     assert host.pm.get_plugin(plugin.__name__) is None, "a malformed plugin must not stay registered"
 
 
-def test_duplicate_name_is_an_error_naming_both_packages():
-    host = _host(Good, Duplicate)
+class Other:
+    @staticmethod
+    @hookimpl
+    def register_paths(register):
+        register("other", GoodPath)
+
+
+def test_duplicate_name_is_refused_only_where_used_naming_both_packages():
+    host = _host(Good, Duplicate, Other)
+    registry = host.registry()
+    assert registry.get("path", "other").package == "pkg-other"  # the rest keeps working
     with pytest.raises(DuplicateComponentError) as info:
-        host.registry()
+        registry.get("path", "good")
     where = f"{GoodPath.__module__}.GoodPath"
     assert str(info.value) == (f"path 'good' is registered twice: by pkg-duplicate ({where}) and by pkg-good "
                                f"({where}); uninstall one of the two packages")
+    assert list(registry.clashes()) == [("path", "good")]
 
 
 def test_registering_two_plugins_under_one_name_is_refused():
@@ -179,7 +189,7 @@ def test_strict_mode_turns_breakage_into_an_error(monkeypatch, value, strict):
     monkeypatch.setenv(STRICT_ENV, value)
     host = _host(Good, RaisesHalfway)
     if strict:
-        with pytest.raises(FmError, match=f"{STRICT_ENV} is set and some plugins are broken: RaisesHalfway "
+        with pytest.raises(FmError, match=f"{STRICT_ENV} is set and some plugins are broken or clash: RaisesHalfway "
                                           r"\(pkg-raiseshalfway\): hook register_paths raised"):
             host.registry()
     else:
@@ -284,18 +294,39 @@ def test_cli_with_a_broken_plugin(site, fm, write_recipe, tmp_path, monkeypatch)
     monkeypatch.setattr(fmcore.plugins.loading, "_default_host", None)
     code, out, err = fm("recipe", "check", recipe)
     assert code == 2
-    assert err.startswith(f"error: {STRICT_ENV} is set and some plugins are broken: broken (brokenplug): import of "
+    assert err.startswith(f"error: {STRICT_ENV} is set and some plugins are broken or clash: broken (brokenplug): "
+                          "import of "
                           "'brokenplug_mod' failed: ImportError: brokenplug needs")
     assert "Traceback" not in err
 
 
-def test_cli_duplicate_name_exits_2_naming_both_packages(site, fm, write_recipe):
+def test_cli_plugin_clash_is_local(site, fm, write_recipe, tmp_path, monkeypatch):
+    """A plugin re-registering 'condot': fm plugins lists both and the clash; a recipe using another path runs
+    with a warning; one using 'condot' is refused naming both packages; strict mode refuses everything."""
     site("dupplug", {"dup": "dupplug_mod"},
          {"dupplug_mod.py": PATH_MODULE.format(cls="MyCondOT", name="condot", doc="Another condot.")})
-    code, out, err = fm("recipe", "check", write_recipe())
-    assert code == 2
-    assert err == ("error: path 'condot' is registered twice: by dupplug (dupplug_mod.MyCondOT) and by fmcore-paths "
-                   "(fmcore_paths.condot.CondOTPath); uninstall one of the two packages\n")
+    clash = ("path 'condot' is registered twice: by dupplug (dupplug_mod.MyCondOT) and by fmcore-paths "
+             "(fmcore_paths.condot.CondOTPath); uninstall one of the two packages")
+    code, out, err = fm("plugins")
+    assert code == 0, err
+    assert "  condot           dupplug" in out and "  condot           fmcore-paths" in out
+    assert f"clashes (a name registered by two packages; recipes using it are refused):\n  {clash}" in out
+
+    recipe = write_recipe()
+    code, out, err = fm("recipe", "check", recipe)
+    assert code == 2 and "Traceback" not in err
+    assert err == f"warning: {clash}; recipes that use path 'condot' are refused until then, everything else " \
+        f"works\nerror: {recipe}: [path] name: {clash}\n"
+
+    code, out, err = fm("train", recipe, "--set", "path.name=vp", "--set", "objective.name=dsm",
+                        "--set", "train.steps=2", "--run-dir", tmp_path / "run")
+    assert code == 0, err
+    assert err.count("warning: path 'condot' is registered twice") == 1
+
+    monkeypatch.setenv(STRICT_ENV, "1")
+    monkeypatch.setattr(fmcore.plugins.loading, "_default_host", None)
+    code, out, err = fm("recipe", "check", recipe, "--set", "path.name=vp", "--set", "objective.name=dsm")
+    assert code == 2 and f"{STRICT_ENV} is set and some plugins are broken or clash: {clash}" in err
 
 
 @pytest.mark.slow

@@ -46,7 +46,7 @@ def test_unknown_table_suggests(fm, write_recipe):
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("steps = 20", "steps = -5", "[train] steps = -5: expected a finite number > 0"),
+        ("steps = 20", "steps = -5", "[train] steps = -5: expected an integer in 1 .. 1,000,000,000,000"),
         ("steps = 20", "steps = 2.5", "[train] steps = 2.5: expected an integer, got float 2.5"),
         ("batch_size = 64", "batch_size = 64\nlr = 0", "[train] lr = 0.0: expected a finite number > 0"),
         ("batch_size = 64", "batch_size = 64\nlr = -1e-3", "[train] lr = -0.001: expected a finite number > 0"),
@@ -104,8 +104,9 @@ def test_training_into_existing_run_refused_and_untouched(fm, write_recipe, tmp_
     run.mkdir()
     (run / "precious.txt").write_text("keep me")
     err = _check_error(fm, "train", write_recipe(), "--run-dir", run)
-    assert "already exists and is not empty" in err and "--resume" in err
+    assert "already exists and is not empty" in err and "not an fmcore run" in err
     assert (run / "precious.txt").read_text() == "keep me"
+    assert sorted(p.name for p in run.iterdir()) == ["precious.txt"]  # no lock file left in a foreign folder
 
 
 @pytest.mark.e2e

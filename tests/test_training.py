@@ -1,15 +1,11 @@
-"""The training loop: exact resume after SIGKILL, the non-finite guard, schedules, EMA, precision."""
+"""The training loop: the non-finite guard, schedules, EMA, precision (interruption and exact resume:
+tests/test_interrupt.py)."""
 
 from __future__ import annotations
 
 import json
-import os
-import random
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -29,54 +25,13 @@ def _recipe_text(**train: object) -> str:
     return MOONS.replace("[train]\nsteps = 20\nbatch_size = 64\nlog_every = 10\n", f"[train]\n{lines}\n")
 
 
-def _wait_for_checkpoint(run: Path, newer_than: int, proc: subprocess.Popen, timeout: float = 120) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = ckpt.checkpoint_dirs(run)
-        if found and int(found[-1].name[len(ckpt.PREFIX):]) > newer_than:
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.02)
-    raise TimeoutError("no checkpoint appeared")
-
-
-def test_sigkill_twice_then_resume_is_bitwise_identical(tmp_path, write_recipe):
-    recipe = write_recipe(_recipe_text(steps=300, batch_size=64, lr=2e-3, warmup=20, schedule="cosine",
-                                       ema=0.99, checkpoint_every=20, keep_checkpoints=2, log_every=20, seed=3))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    ref = tmp_path / "ref"
-    subprocess.run([*FM, "train", recipe, "--run-dir", ref], check=True, capture_output=True, env=env)
-
-    run = tmp_path / "run"
-    rng = random.Random(1234)
-    args = [*FM, "train", recipe, "--run-dir", run]
-    kills, last = 0, 0
-    while True:
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        if kills < 2 and _wait_for_checkpoint(run, last, proc):
-            time.sleep(rng.uniform(0.0, 0.4))  # a random point between checkpoints
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                kills += 1
-            proc.wait()
-            last = int(ckpt.checkpoint_dirs(run)[-1].name[len(ckpt.PREFIX):])
-            args = [*FM, "train", "--resume", run]
-            continue
-        assert proc.wait() == 0
-        break
-    assert kills == 2
-    for name in ("model.safetensors", "ema.safetensors"):
-        assert (run / name).read_bytes() == (ref / name).read_bytes(), name
-    assert len(ckpt.checkpoint_dirs(run)) == 2  # keep_checkpoints
-
-
 def test_nonfinite_loss_stops_naming_the_step_and_keeps_last_checkpoint(tmp_path, write_recipe, fm):
-    """One row of the data is inf: the first batch that draws it makes the loss non-finite."""
+    """One row of the data is 3e38 (finite, so the data set accepts it): the first batch that draws it makes the
+    loss overflow to inf."""
     import numpy as np
 
     data = np.random.default_rng(0).normal(size=(3000, 2)).astype(np.float32)
-    data[1234] = np.inf
+    data[1234] = 3e38
     np.save(tmp_path / "data.npy", data)
     text = _recipe_text(steps=400, batch_size=64, checkpoint_every=5, log_every=5)
     recipe = write_recipe(text.replace('name = "moons"', 'name = "file"\npath = "data.npy"'))

@@ -6,24 +6,41 @@ import argparse
 
 from fmcore.plugins.loading import PluginHost
 from fmcore.plugins.registry import Registry
+from fmcore.recipe.train_options import MAX_SEED
 
 SET_HELP = "override a recipe value, e.g. --set train.steps=200 --set network.hidden=[128,128]"
 
 
 def registry_of(host: PluginHost) -> Registry:
-    """The host's registry, with a one-line warning when some plugin is broken."""
+    """The host's registry, with a one-line warning when some plugin is broken or two plugins clash."""
     registry = host.registry()
     host.warn_broken()
     return registry
 
 
+def seed(text: str) -> int:
+    """A seed in 0 .. 2^32 - 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a seed in 0 .. {MAX_SEED} (2^32 - 1), got {value}")
+    return value
+
+
+#: a count beyond this (samples, points) cannot be meant
+MAX_COUNT = 10**9
+
+
 def positive_int(text: str) -> int:
+    """An integer in 1 .. :data:`MAX_COUNT`."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    if not 0 < value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"expected a positive integer up to {MAX_COUNT:,}, got {value}")
     return value
 
 

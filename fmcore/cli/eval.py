@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from fmcore.cli.common import add_sampler_choice, positive_int, registry_of
+from fmcore.cli.common import add_sampler_choice, positive_int, registry_of, seed
 from fmcore.cli.logp import DTYPES, add_likelihood_args, likelihood_options
 from fmcore.cli.sample import check_sampler_overrides
 from fmcore.core.errors import FmError
@@ -17,7 +17,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     e.add_argument("run_dir")
     add_sampler_choice(e)
     e.add_argument("--n", type=positive_int, default=2000, help="samples on each side (exact W2 up to 5000)")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=seed, default=0, help="seed in 0 .. 2^32 - 1")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
     e.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
     e.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
@@ -35,16 +35,14 @@ def run(args, host) -> int:
     if args.nll:
         return run_nll(args, host)
 
-    import torch
-
     from fmcore import api
     from fmcore.run.evaluate import evaluate
-    from fmcore.run.rundir import default_device
+    from fmcore.run.rundir import resolve_device
 
     check_sampler_overrides(args.set, "eval")
     run = api.load_run(args.run_dir, ema=not args.no_ema, overrides=args.set, sampler=args.sampler,
                        registry=registry_of(host))
-    device = torch.device(args.device) if args.device else default_device()
+    device = resolve_device(args.device)
     report = evaluate(run.opened, args.n, seed=args.seed, device=device, guidance=args.guidance,
                       features=args.features)
     print(json.dumps(report.values, indent=2) if args.json else report.render())
@@ -52,11 +50,10 @@ def run(args, host) -> int:
 
 
 def run_nll(args, host) -> int:
-    import torch
     from tqdm.auto import tqdm
 
     from fmcore import api
-    from fmcore.run.rundir import default_device
+    from fmcore.run.rundir import resolve_device
 
     if args.sampler or args.set or args.guidance is not None or args.features:
         raise FmError("--nll computes log-densities with the probability-flow ODE (its own options: --divergence, "
@@ -65,7 +62,7 @@ def run_nll(args, host) -> int:
 
     options = likelihood_options(args)
     run = api.load_run(args.run_dir, ema=not args.no_ema, registry=registry_of(host))
-    device = torch.device(args.device) if args.device else default_device()
+    device = resolve_device(args.device)
     bar = tqdm(total=args.n, unit="point", disable=None, file=sys.stderr)
     report = run.nll(args.n, seed=args.seed, device=device, batch_size=args.batch_size, dtype=DTYPES.get(args.dtype),
                      progress=bar.update, options=options)

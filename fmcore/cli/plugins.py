@@ -14,24 +14,40 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
+def _listed(registry, kind: str) -> list:
+    """Every component of ``kind``, each package's version of a clashing name included."""
+    clashes = registry.clashes()
+    out = []
+    for c in registry.components(kind):
+        out += clashes.get((kind, c.name), [c])
+    return out
+
+
 def run(args, host) -> int:
     registry = host.registry()
     records = sorted(host.records.values(), key=lambda r: r.name)
     broken = [r for r in records if r.error]
+    clashes = registry.clashes()
     if args.json:
-        kinds = {kind: [{"name": c.name, "package": c.package, "version": c.version, "help": c.help}
-                        for c in registry.components(kind)] for kind in KINDS}
+        kinds = {kind: [{"name": c.name, "package": c.package, "version": c.version, "help": c.help,
+                         "clash": (kind, c.name) in clashes}
+                        for c in _listed(registry, kind)] for kind in KINDS}
         print(json.dumps({"components": kinds, "broken": [
-            {"plugin": r.name, "package": r.package, "version": r.version, "error": r.error} for r in broken]},
-            indent=2))
+            {"plugin": r.name, "package": r.package, "version": r.version, "error": r.error} for r in broken],
+            "clashes": [registry.clash_message(kind, name) for kind, name in clashes]}, indent=2))
         return 0
     for kind in KINDS:
-        comps = registry.components(kind)
+        comps = _listed(registry, kind)
         print(f"{kind} ({KINDS[kind].what}):")
         for c in comps:
-            print(f"  {c.name:<16} {c.package} {c.version:<8} {c.help}")
+            mark = "  [CLASH: refused where used]" if (kind, c.name) in clashes else ""
+            print(f"  {c.name:<16} {c.package} {c.version:<8} {c.help}{mark}")
         if not comps:
             print("  (none)")
+    if clashes:
+        print("clashes (a name registered by two packages; recipes using it are refused):")
+        for kind, name in clashes:
+            print(f"  {registry.clash_message(kind, name)}")
     if broken:
         print("broken plugins:")
         for r in broken:

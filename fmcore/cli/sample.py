@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
-from fmcore.cli.common import add_sampler_choice, positive_int, registry_of
+from fmcore.cli.common import add_sampler_choice, positive_int, registry_of, seed
 from fmcore.core.errors import FmError
 
 
@@ -16,7 +17,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     s.add_argument("run_dir")
     add_sampler_choice(s)
     s.add_argument("--n", type=positive_int, default=2000, help="number of samples (default 2000)")
-    s.add_argument("--seed", type=int, default=0, help="seed: sample i depends only on (seed, i)")
+    s.add_argument("--seed", type=seed, default=0, help="seed in 0 .. 2^32 - 1: sample i depends only on (seed, i)")
     s.add_argument("--batch-size", type=positive_int, default=4096, help="samples per chunk")
     s.add_argument("--out", required=True, help="output .npy file")
     s.add_argument("--plot", help="also write a picture (samples beside data, or an image grid)")
@@ -31,7 +32,20 @@ def add_parser(sub) -> argparse.ArgumentParser:
     s.add_argument("--guidance", type=float, metavar="W",
                    help="classifier-free guidance (0 unconditional, 1 conditional; default: the recipe's "
                    "[sampler] guidance)")
+    s.add_argument("--skip-memory-check", action="store_true",
+                   help="sample even when the memory estimate exceeds what the device has")
     return s
+
+
+def save_atomic(path: Path, array) -> None:
+    """``np.save`` of a numpy ``array`` to a temporary file beside ``path``, then rename: ``path`` is never half
+    written."""
+    import numpy as np
+
+    tmp = path.with_name(f".tmp-{path.name}")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, path)
 
 
 def check_sampler_overrides(overrides: list[str], command: str) -> None:
@@ -41,21 +55,19 @@ def check_sampler_overrides(overrides: list[str], command: str) -> None:
 
 
 def run(args, host) -> int:
-    import numpy as np
-    import torch
     from tqdm.auto import tqdm
 
     from fmcore import api
     from fmcore.recipe.build import blame
     from fmcore.run import plotting
-    from fmcore.run.rundir import default_device
+    from fmcore.run.rundir import resolve_device
     from fmcore.run.sampling import balanced_labels, generate, parse_classes
 
     check_sampler_overrides(args.set, "sample")
     run = api.load_run(args.run_dir, ema=not args.no_ema, overrides=args.set, sampler=args.sampler,
                        registry=registry_of(host))
     c = run.components
-    device = torch.device(args.device) if args.device else default_device()
+    device = resolve_device(args.device)
     c.network.to(device)
     info, labels, guidance = c.network.info, None, args.guidance
     if args.classes is not None:
@@ -72,13 +84,14 @@ def run(args, host) -> int:
     with blame(f"{c.who('sampler')} on {c.who('network')}", "sampling"):
         result = generate(run.field(args.path), c.sampler, args.n, info.shape, seed=args.seed, device=device,
                           batch_size=args.batch_size, trajectory=args.trajectory_points if args.trajectory else 0,
-                          labels=labels, null_label=info.null_label, guidance=guidance, progress=bar.update)
+                          labels=labels, null_label=info.null_label, guidance=guidance, progress=bar.update,
+                          memory_check=not args.skip_memory_check)
     bar.close()
     seconds = time.perf_counter() - start
     samples = result.x.cpu()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, samples.numpy())
+    save_atomic(out, samples.numpy())
     cond = "" if labels is None else f", classes {args.classes}, guidance {guidance:g}"
     cond += f", along path {args.path}" if args.path else ""
     nfe = f"{result.nfe} network evaluations each" if result.nfe_mean == result.nfe_max else \
@@ -86,7 +99,7 @@ def run(args, host) -> int:
     print(f"{args.n} samples with {run.recipe.sampler.name} ({nfe}, "
           f"weights {run.weights.name}{cond}) in {seconds:.2f}s -> {out}")
     if labels is not None:
-        np.save(out.with_name(out.stem + ".labels.npy"), labels.numpy())
+        save_atomic(out.with_name(out.stem + ".labels.npy"), labels.numpy())
         print(f"labels: {out.with_name(out.stem + '.labels.npy')}")
     if args.plot:
         data = c.dataset.reference(min(args.n, 5000), seed=args.seed + 1).x

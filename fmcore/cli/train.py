@@ -16,6 +16,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     add_set(t)
     t.add_argument("--run-dir", help="where to write the run (default: runs/<recipe>-<time>)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest complete checkpoint")
+    t.add_argument("--skip-memory-check", action="store_true",
+                   help="train even when the memory estimate exceeds what the device has")
     return t
 
 
@@ -35,7 +37,8 @@ def run(args, host) -> int:
         recipe = api.load_recipe(args.recipe, args.set, registry=registry)
         run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / (
             f"{Path(args.recipe).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
-    result = api.train(recipe, run_dir, resume=bool(args.resume), registry=registry)
+    result = api.train(recipe, run_dir, resume=bool(args.resume), registry=registry,
+                       memory_check=not args.skip_memory_check)
     if not result.main_process:
         return 0
     print(f"trained {result.steps} steps, final loss {result.final_loss:.4g}; run directory: {result.run_dir}")

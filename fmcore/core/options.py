@@ -63,10 +63,29 @@ def one_of(choices: Collection[str]):
     return check
 
 
+def int_range(lo: int, hi: int):
+    """A validator for an integer ``lo <= value <= hi`` (``hi``: beyond it a value cannot be meant)."""
+
+    def check(_inst: Any, attribute: attrs.Attribute, value: int) -> None:
+        if not lo <= value <= hi:
+            _fail(attribute, value, f"an integer in {lo:,} .. {hi:,}")
+
+    return check
+
+
+#: the longest list of layer widths (or levels) and the widest layer an option may ask for
+MAX_LIST, MAX_WIDTH = 1024, 2**31 - 1
+
+
 def positive_ints(_inst: Any, attribute: attrs.Attribute, value: list[int]) -> None:
-    """A non-empty list of integers > 0."""
+    """A non-empty list of at most :data:`MAX_LIST` integers in 1 .. :data:`MAX_WIDTH`."""
+    if len(value) > MAX_LIST:
+        raise OptionValueError(attribute.name, f"<a list of {len(value):,} entries>",
+                               f"a list of at most {MAX_LIST} integers > 0")
     if not value or any(v <= 0 for v in value):
         _fail(attribute, value, "a non-empty list of integers > 0")
+    if any(v > MAX_WIDTH for v in value):
+        _fail(attribute, value, f"integers up to {MAX_WIDTH:,}")
 
 
 @attrs.define(kw_only=True)

@@ -20,7 +20,7 @@ from torch import Tensor
 from fmcore.core.field import Field
 from fmcore.core.grid import TimeGrid, UniformGrid
 from fmcore.core.noise import BatchNoise
-from fmcore.core.options import Choice, help_field, nested, non_negative, positive
+from fmcore.core.options import Choice, help_field, int_range, nested, non_negative
 
 
 @attrs.frozen
@@ -34,11 +34,16 @@ class Needs:
         return Needs(self.gaussian_path or other.gaussian_path, self.score or other.score)
 
 
+#: more sampler steps than this cannot be meant (the time grid alone would take 80 MB)
+MAX_STEPS = 10**7
+
+
 @attrs.define(kw_only=True)
 class SamplerOptions:
     """Options every sampler has."""
 
-    steps: int = help_field(100, "number of steps on the time grid", validator=positive)
+    steps: int = help_field(100, f"number of steps on the time grid (at most {MAX_STEPS:,})",
+                            validator=int_range(1, MAX_STEPS))
     grid: Choice = nested("grid", "uniform", UniformGrid,
                           "time grid: a name ('uniform', 'data', 'angle', ...) or a [sampler.grid] table")
     guidance: float = help_field(

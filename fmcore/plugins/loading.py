@@ -142,7 +142,7 @@ class PluginHost:
         Each plugin is called on its own: what it registers is checked and kept aside, and added to the
         registry only when all its hooks have returned, so a plugin whose hook raises halfway (or registers
         something that is not a component) contributes nothing and is recorded as broken. Two plugins
-        registering the same name for the same kind are an error naming both packages.
+        registering the same name for the same kind clash: only that name is refused, where it is used.
         """
         if self._registry is not None:
             return self._registry
@@ -181,18 +181,22 @@ class PluginHost:
             for kind, cname, cls in staged:
                 registry.add(kind, cname, cls, record.package, record.version)
                 record.components.append((kind, cname))
-        if os.environ.get(STRICT_ENV, "") not in ("", "0") and self.broken:
-            raise FmError(f"{STRICT_ENV} is set and some plugins are broken: " + "; ".join(
-                f"{r.name} ({r.package}): {r.error}" for r in self.broken))
+        if os.environ.get(STRICT_ENV, "") not in ("", "0") and (self.broken or registry.clashes()):
+            raise FmError(f"{STRICT_ENV} is set and some plugins are broken or clash: " + "; ".join(
+                [f"{r.name} ({r.package}): {r.error}" for r in self.broken]
+                + [registry.clash_message(kind, name) for kind, name in registry.clashes()]))
         self._registry = registry
         return registry
 
     def warn_broken(self) -> None:
-        """Print one line on stderr if any plugin is broken."""
+        """Print one line on stderr if any plugin is broken, and one per name that two plugins registered."""
         if self.broken:
             names = ", ".join(f"{r.name} ({r.package})" for r in self.broken)
             print(f"warning: broken fmcore plugins skipped: {names}; run `fm plugins` for details",
                   file=sys.stderr)
+        for kind, name in self._registry.clashes() if self._registry is not None else ():
+            print(f"warning: {self._registry.clash_message(kind, name)}; recipes that use {kind} {name!r} are "
+                  "refused until then, everything else works", file=sys.stderr)
 
 
 def _short(value: object) -> str:

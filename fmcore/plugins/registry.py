@@ -109,25 +109,36 @@ SCALAR_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "tr
 
 
 class DuplicateComponentError(FmError):
-    """Two plugins registered the same name for the same kind."""
+    """Two plugins registered the same name for the same kind, and a recipe (or call) uses that name."""
 
 
 class Registry:
-    """All components by kind and name."""
+    """All components by kind and name. A name registered by two packages is a clash: it is listed, and
+    refused (naming both packages) only where it is used, so every other component keeps working."""
 
     def __init__(self):
         self._components: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
+        self._clashes: dict[tuple[str, str], list[Component]] = {}
 
     def add(self, kind: str, name: str, cls: type, package: str = "<in-process>", version: str = "") -> None:
-        """Register ``cls`` as component ``name`` of ``kind``; check it is the right kind of class."""
+        """Register ``cls`` as component ``name`` of ``kind``; check it is the right kind of class. A second
+        registration of a taken name is recorded as a clash (see :meth:`clashes`)."""
         check_component(kind, name, cls, package)
+        component = Component(kind, name, cls, package, version)
         existing = self._components[kind].get(name)
         if existing is not None:
-            first, second = sorted([f"{existing.package} ({existing.cls.__module__}.{existing.cls.__qualname__})",
-                                    f"{package} ({cls.__module__}.{cls.__qualname__})"])
-            raise DuplicateComponentError(f"{kind} {name!r} is registered twice: by {first} and by {second}; "
-                                          "uninstall one of the two packages")
-        self._components[kind][name] = Component(kind, name, cls, package, version)
+            self._clashes.setdefault((kind, name), [existing]).append(component)
+            return
+        self._components[kind][name] = component
+
+    def clashes(self) -> dict[tuple[str, str], list[Component]]:
+        """``{(kind, name): [every component registered under it]}`` for names registered more than once."""
+        return dict(self._clashes)
+
+    def clash_message(self, kind: str, name: str) -> str:
+        where = sorted(f"{c.package} ({c.cls.__module__}.{c.cls.__qualname__})" for c in self._clashes[(kind, name)])
+        return (f"{kind} {name!r} is registered twice: by {' and by '.join(where)}; uninstall one of the "
+                f"{'two' if len(where) == 2 else len(where)} packages")
 
     def names(self, kind: str) -> list[str]:
         return sorted(self._components[kind])
@@ -144,12 +155,15 @@ class Registry:
         return next((c for c in self.components(kind) if c.cls is cls), None)
 
     def get(self, kind: str, name: str, where: str = "") -> Component:
-        """The component, or an error that lists what is installed and suggests a close match."""
+        """The component, or an error that lists what is installed and suggests a close match (or, for a name
+        two plugins registered, names both packages)."""
+        where = f"{where}: " if where else ""
+        if (kind, name) in self._clashes:
+            raise DuplicateComponentError(f"{where}{self.clash_message(kind, name)}")
         try:
             return self._components[kind][name]
         except KeyError:
             pass
-        where = f"{where}: " if where else ""
         hint = did_you_mean(name, self.names(kind))
         package = BUILTIN_PACKAGES.get(kind, {}).get(name)
         install = (f"; {kind} {name!r} comes with the package {package!r}, which is not installed "

@@ -18,6 +18,7 @@ from fmcore.core.options import Choice
 from fmcore.core.path import ProbabilityPath
 from fmcore.core.sampler import Sampler
 from fmcore.plugins.registry import Registry
+from fmcore.recipe import preflight
 from fmcore.recipe.check import compatibility_problems
 from fmcore.recipe.recipe import Recipe
 
@@ -96,9 +97,11 @@ def make(choice: Choice, table: str, registry: Registry, source: str, *args: Any
                       f"{type(exc).__name__}: {' '.join(str(exc).split())}") from None
 
 
-def build(recipe: Recipe, registry: Registry, *, network: bool = True, training: bool = False) -> Components:
-    """Instantiate every component after running the compatibility check over the declarations (before the
-    network is allocated). ``training``: also require a trainable network."""
+def build(recipe: Recipe, registry: Registry, *, network: bool = True, training: bool = False,
+          device: torch.device | None = None, batch: int | None = None, memory_check: bool = True) -> Components:
+    """Instantiate every component after running the compatibility check over the declarations and the memory
+    preflight (before the network is allocated). ``training``: also require a trainable network, and check
+    that training it (micro-)batches of ``batch`` (default: ``[train] batch_size``) fits on ``device``."""
     describe = describer(registry)
     parts = {table: make(recipe.choice(table), f"[{table}]", registry, recipe.source)
              for table in ("data", "path", "objective", "sampler")}
@@ -106,6 +109,9 @@ def build(recipe: Recipe, registry: Registry, *, network: bool = True, training:
     _raise(recipe, compatibility_problems(c, describe, training=training))
     if not network:
         return c
+    preflight.check_network(recipe.network, c.dataset.info, f"{recipe.source}: {describe('[network]', recipe.network)}",
+                            training=training, batch=recipe.train.batch_size if batch is None else batch,
+                            ema=recipe.train.ema > 0, device=device, memory_check=memory_check)
     net = make(recipe.network, "[network]", registry, recipe.source, c.dataset.info)
     with blame(c.who("network"), "binding to the data set and path"):
         net.bind(c.dataset, c.path, c.objective.prediction)

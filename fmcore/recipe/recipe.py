@@ -9,6 +9,7 @@ the table and key, the value and what was expected, with a close match where the
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -216,7 +217,10 @@ class Loader:
         for f in attrs.fields(type(options)):
             value = getattr(options, f.name)
             if f.metadata.get("file") and isinstance(value, str) and value:
-                changes[f.alias] = str((self.base_dir / value).resolve())
+                try:
+                    changes[f.alias] = str((self.base_dir / value).resolve())
+                except (RuntimeError, OSError):  # a symlink loop: the component that opens it says so
+                    changes[f.alias] = os.path.abspath(self.base_dir / value)
         return attrs.evolve(options, **changes) if changes else options
 
 

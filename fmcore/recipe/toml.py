@@ -31,17 +31,27 @@ def read_toml(path: Path) -> dict[str, Any]:
                       f"{MAX_RECIPE_BYTES:,} bytes)")
     nul = data.find(b"\x00")
     if nul >= 0:
-        raise FmError(f"{path}: not a text file (it holds a NUL byte at offset {nul}); a recipe is a TOML text file")
+        raise FmError(f"{path}: not a text file (it holds a NUL byte at {_where(data, nul)}); a recipe is a TOML "
+                      "text file")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise FmError(f"{path}: not a UTF-8 text file (byte offset {exc.start}: {exc.reason})") from None
+        raise FmError(f"{path}: not a UTF-8 text file (at {_where(data, exc.start)}: {exc.reason}); a recipe is a "
+                      "TOML text file") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise FmError(f"{path}: invalid TOML: {exc}") from None
-    except RecursionError:
-        raise FmError(f"{path}: invalid TOML: nested too deeply to be a recipe") from None
+    except (RecursionError, MemoryError) as exc:
+        raise FmError(f"{path}: invalid TOML: nested too deeply to be a recipe ({type(exc).__name__} while "
+                      "parsing); a recipe has a few tables of plain values") from None
+
+
+def _where(data: bytes, offset: int) -> str:
+    """``line L, column C (byte offset O)`` of a byte offset."""
+    line = data.count(b"\n", 0, offset) + 1
+    column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
+    return f"line {line}, column {column} (byte offset {offset})"
 
 
 @attrs.define
@@ -73,6 +83,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
+    except (RecursionError, MemoryError):
+        raise FmError(f"--set {key.strip()}=...: the value is nested too deeply to be a recipe value") from None
     return parts, value
 
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import attrs
 
-from fmcore.core.options import OptionValueError, help_field, in_range, non_negative, one_of, positive
+from fmcore.core.options import OptionValueError, help_field, in_range, int_range, non_negative, one_of, positive
 
 MIXED_PRECISION = ("no", "bf16", "fp16")
+#: seeds are 32-bit (numpy and accelerate's set_seed refuse larger ones)
+MAX_SEED = 2**32 - 1
+#: no run takes more optimiser steps than this; a larger count is a typo
+MAX_STEPS = 10**12
 
 
 def _betas(_inst, attribute: attrs.Attribute, value: list[float]) -> None:
@@ -23,7 +27,7 @@ def _mixed_precision(_inst, attribute: attrs.Attribute, value: str | None) -> No
 class TrainOptions:
     """How to train: steps, batch, optimiser, schedule, precision, EMA, checkpoints and logs."""
 
-    steps: int = help_field(5000, "optimiser steps", validator=positive)
+    steps: int = help_field(5000, "optimiser steps", validator=int_range(1, MAX_STEPS))
     batch_size: int = help_field(256, "global batch per optimiser step (split over processes)", validator=positive)
     lr: float = help_field(1e-3, "peak learning rate", validator=positive)
     optimizer: str = help_field("adam", "'adam' or 'adamw'", validator=one_of(("adam", "adamw")))
@@ -42,9 +46,13 @@ class TrainOptions:
     )
     ema: float = help_field(0.0, "EMA decay of the weights (0: no EMA)", validator=in_range(0.0, 1.0, hi_open=True))
     ema_warmup: bool = help_field(True, "use decay min(ema, (1 + n) / (10 + n)) at update n")
-    seed: int = help_field(0, "random seed (each process adds its rank)")
-    checkpoint_every: int = help_field(0, "save a checkpoint every N steps (0: only at the end)",
+    seed: int = help_field(0, "random seed in 0 .. 2^32 - 1 (each process adds its rank)",
+                           validator=int_range(0, MAX_SEED))
+    checkpoint_every: int = help_field(0, "also save a checkpoint every N steps (0: by time and at the end)",
                                        validator=non_negative)
+    checkpoint_minutes: float = help_field(
+        10.0, "save a checkpoint when this many minutes passed since the last one (0: off), and always at the end "
+        "and on SIGINT/SIGTERM", validator=non_negative)
     keep_checkpoints: int = help_field(2, "how many newest checkpoints to keep", validator=positive)
     log_every: int = help_field(100, "log metrics every N steps", validator=positive)
     sample_every: int = help_field(0, "write a sample picture every N steps (0: only at the end)",

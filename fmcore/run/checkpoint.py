@@ -2,8 +2,8 @@
 
 A checkpoint is a folder ``checkpoints/step_XXXXXXXX`` holding ``model.safetensors``,
 ``optimizer.safetensors`` (tensors, with the non-tensor state as JSON metadata), ``ema.safetensors``,
-``rng_<rank>.safetensors`` and ``state.json``. It is written under a temporary name and renamed into place,
-so the newest ``step_*`` folder is always complete.
+``rng_<rank>.safetensors`` (generator states, and the losses of the current log interval) and ``state.json``.
+It is written under a temporary name and renamed into place, so the newest ``step_*`` folder is always complete.
 """
 
 from __future__ import annotations
@@ -59,14 +59,22 @@ def optimizer_tensors(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], d
     return tensors, meta
 
 
-def optimizer_state(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> dict[str, Any]:
-    """Inverse of :func:`optimizer_tensors`."""
+def optimizer_state(tensors: dict[str, torch.Tensor], meta: dict[str, str], source: str = "optimizer state"
+                    ) -> dict[str, Any]:
+    """Inverse of :func:`optimizer_tensors`; malformed metadata is an :class:`FmError` naming ``source``."""
     state: dict[int, dict[str, Any]] = {}
-    items = list(tensors.items()) + list(json.loads(meta["scalars"]).items())
-    for key, value in items:
-        idx, name = key.split(".", 1)
-        state.setdefault(int(idx), {})[name] = value
-    return {"state": state, "param_groups": json.loads(meta["param_groups"])}
+    try:
+        scalars, groups = json.loads(meta["scalars"]), json.loads(meta["param_groups"])
+        if not isinstance(scalars, dict) or not isinstance(groups, list) or not all(
+                isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups):
+            raise ValueError("scalars must be an object and param_groups a list of groups with 'params'")
+        for key, value in list(tensors.items()) + list(scalars.items()):
+            idx, name = key.split(".", 1)
+            state.setdefault(int(idx), {})[name] = value
+    except (KeyError, ValueError, TypeError) as exc:
+        raise FmError(f"{source}: malformed optimizer metadata ({type(exc).__name__}: {exc}); the checkpoint is "
+                      "damaged: resume from an older checkpoint (delete this one) or start the run again") from None
+    return {"state": state, "param_groups": groups}
 
 
 def rng_tensors() -> dict[str, torch.Tensor]:
@@ -78,10 +86,16 @@ def rng_tensors() -> dict[str, torch.Tensor]:
     return out
 
 
-def restore_rng(tensors: dict[str, torch.Tensor]) -> None:
-    torch.set_rng_state(tensors["cpu"])
-    if torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([tensors[f"cuda{i}"] for i in range(torch.cuda.device_count())])
+def restore_rng(tensors: dict[str, torch.Tensor], source: str = "RNG state") -> None:
+    """Set the generator states saved by :func:`rng_tensors`; a missing or malformed one is an FmError."""
+    try:
+        torch.set_rng_state(tensors["cpu"])
+        if torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([tensors[f"cuda{i}"] for i in range(torch.cuda.device_count())])
+    except (KeyError, RuntimeError, TypeError) as exc:
+        raise FmError(f"{source}: malformed random generator state ({type(exc).__name__}: "
+                      f"{' '.join(str(exc).split())}); the checkpoint is damaged: resume from an older checkpoint "
+                      "(delete this one) or start the run again") from None
 
 
 def checkpoint_dirs(run_dir: Path) -> list[Path]:
@@ -118,11 +132,25 @@ def publish(run_dir: Path, step: int, keep: int) -> Path:
     return final
 
 
+#: the keys of a checkpoint's state.json and the least value each may take
+STATE_KEYS = {"step": 0, "processes": 1, "skipped_steps": 0, "ema_updates": 0}
+
+
 def read_state(ckpt: Path) -> dict[str, Any]:
+    """A checkpoint's ``state.json``, checked: every key of :data:`STATE_KEYS`, an integer, in range."""
     try:
-        return json.loads((ckpt / "state.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        state = json.loads((ckpt / "state.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FmError(f"checkpoint {ckpt} is unreadable: {exc}") from None
+    problems = [] if isinstance(state, dict) else [f"it holds {type(state).__name__}, not an object"]
+    for key, low in STATE_KEYS.items() if not problems else ():
+        value = state.get(key)
+        if type(value) is not int or value < low:
+            problems.append(f"{key} = {json.dumps(value)} (expected an integer >= {low})")
+    if problems:
+        raise FmError(f"{ckpt / 'state.json'} is malformed: {'; '.join(problems)}; the checkpoint is damaged: "
+                      "resume from an older checkpoint (delete this one) or start the run again")
+    return state
 
 
 def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

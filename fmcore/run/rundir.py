@@ -12,15 +12,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import attrs
 import torch
 
 from fmcore.core.errors import FmError
+from fmcore.core.options import Choice
 from fmcore.plugins.registry import Registry
 from fmcore.recipe.build import Components, build
 from fmcore.recipe.check import nested_choices
-from fmcore.recipe.recipe import Recipe, recipe_from_dict
+from fmcore.recipe.recipe import Recipe, choice_to_dict, recipe_from_dict
 from fmcore.recipe.toml import apply_overrides, read_toml
 from fmcore.run.checkpoint import checkpoint_dirs, load_tensors, write_text_atomic
 
@@ -102,6 +104,58 @@ def weights_file(run_dir: Path, ema: bool = True) -> Path:
     raise FmError(f"run directory {str(run_dir)!r} has no weights yet ({name}, {MODEL} or a checkpoint)")
 
 
+def network_metadata(choice: Choice) -> dict[str, str]:
+    """What a weights file records about the network that made it (its recipe table, as JSON)."""
+    return {"network": json.dumps(choice_to_dict(choice))}
+
+
+def _option_changes(recorded: Any, choice: Choice) -> list[str]:
+    now = choice_to_dict(choice)
+    if not isinstance(recorded, dict) or recorded.get("name") != now["name"]:
+        return []
+    return [f"{key} = {json.dumps(now.get(key))} in the recipe, but the weights were made with {key} = "
+            f"{json.dumps(recorded.get(key))}" for key in sorted(set(now) | set(recorded))
+            if now.get(key) != recorded.get(key)]
+
+
+def checked_tensors(network: torch.nn.Module, path: Path, choice: Choice, finite: bool = False
+                    ) -> dict[str, torch.Tensor]:
+    """The tensors of weights file ``path``, checked against ``network``: every parameter present, every
+    tensor known, every shape equal (a mismatch names the tensor and the [network] option that differs from the
+    one the weights were made with) and, with ``finite``, no NaN or inf."""
+    tensors, meta = load_tensors(path)
+    expected = network.state_dict()
+    params = [k for k, _ in network.named_parameters()]
+    problems = [f"tensor {k} is missing" for k in params if k not in tensors][:3]
+    problems += [f"tensor {k} is not part of this network" for k in tensors if k not in expected][:3]
+    problems += [f"tensor {k} has shape {list(tensors[k].shape)} in the file but the network makes "
+                 f"{list(expected[k].shape)}" for k in expected if k in tensors
+                 and tensors[k].shape != expected[k].shape][:3]
+    if problems:
+        try:
+            recorded = json.loads(meta.get("network", "null"))
+        except ValueError:
+            recorded = None
+        changes = _option_changes(recorded, choice)
+        options = ", ".join(f"{k} = {json.dumps(v)}" for k, v in choice_to_dict(choice).items())
+        hint = (f"[network] {'; '.join(changes)}: restore that value in recipe.toml" if changes else
+                f"check the [network] options in recipe.toml ({options}) against those the run was trained with, "
+                "and the data set (its shape and class count)")
+        raise FmError(f"{path} does not fit the recipe's [network] {choice.name}: {'; '.join(problems)}; {hint}")
+    if finite:
+        bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if bad:
+            raise FmError(f"{path} holds non-finite (NaN or inf) values in {len(bad)} tensor(s), first {bad[0]}; "
+                          "samples from it would be NaN. Training diverged before these weights were written: use "
+                          "--no-ema (raw weights), an earlier checkpoint, or retrain with a lower lr")
+    return tensors
+
+
+def load_weights(network: torch.nn.Module, path: Path, choice: Choice, finite: bool = False) -> None:
+    """Load ``path`` into ``network`` after :func:`checked_tensors`."""
+    network.load_state_dict(checked_tensors(network, path, choice, finite), strict=False)
+
+
 def check_is_run(run_dir: Path) -> None:
     if not run_dir.is_dir():
         raise FmError(f"run directory {str(run_dir)!r} not found" if not run_dir.exists() else
@@ -133,15 +187,32 @@ def open_run(run_dir: str | Path, registry: Registry, ema: bool = True, override
     check_provenance(run_dir, registry, recipe)
     components = build(recipe, registry)
     path = weights_file(run_dir, ema)
-    state, _ = load_tensors(path)
-    missing, unexpected = components.network.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise FmError(f"{path} does not match the recipe's network: missing {missing[:5]}, "
-                      f"unexpected {unexpected[:5]}")
+    load_weights(components.network, path, recipe.network, finite=True)
     components.network.eval()
     return OpenedRun(run_dir, recipe, components, path, registry)
 
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_device(spec: str | torch.device | None) -> torch.device:
+    """The torch device ``spec`` names (None: :func:`default_device`), checked to exist on this machine."""
+    if spec is None:
+        return default_device()
+    try:
+        dev = torch.device(spec)
+    except (RuntimeError, TypeError) as exc:
+        raise FmError(f"device {str(spec)!r} is not a torch device ({' '.join(str(exc).split())}); use cpu, cuda "
+                      "or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise FmError(f"device {str(spec)!r}: this torch ({torch.__version__}) sees no CUDA GPU (a CPU-only "
+                          "build, or no GPU or driver visible); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise FmError(f"device {str(spec)!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                          f"cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
+    elif dev.type != "cpu" and not (hasattr(torch, dev.type) and getattr(torch, dev.type).is_available()):
+        raise FmError(f"device {str(spec)!r}: this torch has no usable {dev.type} device; use --device cpu")
+    return dev
 

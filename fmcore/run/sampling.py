@@ -5,10 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from fmcore.core.errors import FmError
 from fmcore.core.field import Field
+from fmcore.core.network import DataInfo
 from fmcore.core.noise import BLOCK, BatchNoise
 from fmcore.core.path import ProbabilityPath
 from fmcore.core.sampler import Sampler, SampleResult
+from fmcore.recipe import preflight
 
 
 @torch.no_grad()
@@ -26,19 +29,23 @@ def generate(
     guidance: float | None = None,
     trajectory: int = 0,
     progress=None,
+    memory_check: bool = True,
 ) -> SampleResult:
     """``n`` samples of ``shape``. Sample ``i`` depends only on ``(seed, i)`` (and its label), never on
     ``batch_size``, which is rounded up to a multiple of the noise block (64).
 
     ``labels`` [n] makes the samples conditional, with classifier-free ``guidance`` (default: the sampler's
     ``guidance`` option, else 1); ``trajectory = k``
-    also returns the paths of the first ``k`` samples, shape [steps + 1, k, *shape].
+    also returns the paths of the first ``k`` samples, shape [steps + 1, k, *shape]. The memory preflight
+    runs first (``memory_check=False`` skips it); non-finite samples are an error, never returned.
     """
     path: ProbabilityPath = field.path
     if guidance is None:
         guidance = float(getattr(sampler.options, "guidance", 1.0))
     device = torch.device(device) if device is not None else torch.device("cpu")
     batch_size = max(BLOCK, -(-batch_size // BLOCK) * BLOCK)
+    info = DataInfo(tuple(shape), int(getattr(getattr(field.network, "info", None), "num_classes", 0)))
+    preflight.check_sampling(field.network, info, n, min(batch_size, -(-n // BLOCK) * BLOCK), device, memory_check)
     outs, traj, nfe_sum, nfe_max = [], None, 0.0, 0
     for start in range(0, n, batch_size):
         count = min(batch_size, n - start)
@@ -57,8 +64,26 @@ def generate(
             traj = result.trajectory[:, :trajectory]
         if progress is not None:
             progress(count)
+    x = torch.cat(outs)
+    check_finite(x)
     mean = nfe_sum / n if n else 0.0
-    return SampleResult(torch.cat(outs), traj, round(mean), mean, nfe_max)
+    return SampleResult(x, traj, round(mean), mean, nfe_max)
+
+
+class NonFiniteSamplesError(FmError):
+    """Sampling produced NaN or infinite values."""
+
+
+def check_finite(x: Tensor) -> None:
+    """Raise :class:`NonFiniteSamplesError` with the count and the first index of non-finite samples."""
+    bad = ~torch.isfinite(x.reshape(x.shape[0], -1)).all(dim=1)
+    count = int(bad.sum())
+    if count:
+        first = int(bad.nonzero()[0, 0])
+        raise NonFiniteSamplesError(
+            f"{count} of {x.shape[0]} samples hold NaN or inf values (the first is sample {first}); nothing was "
+            "written. The network's weights may be non-finite (try --no-ema or an earlier checkpoint) or the "
+            "sampler diverged (more steps, or another sampler)")
 
 
 def balanced_labels(n: int, classes: list[int] | int) -> Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import attrs
@@ -25,17 +27,45 @@ class FileOptions:
                              "data's .safetensors file", file=False)
 
 
+def _check_file(path: Path) -> None:
+    """``path`` exists and is a regular file (a symlink loop, a folder or a pipe is named as such)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ValueError(f"data file {str(path)!r} not found") from None
+    except OSError as exc:
+        raise ValueError(f"data file {str(path)!r} cannot be opened: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"data file {str(path)!r} is not a regular file (a folder, pipe or device)")
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    """A numeric ``.npy`` array; a truncated file or one holding Python objects is named as such."""
+    with open(path, "rb") as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, _fortran, dtype = read_header(f)
+        except (ValueError, EOFError) as exc:
+            raise ValueError(f"{str(path)!r} is not a valid .npy file (its header cannot be read: {exc})") from None
+        if dtype.hasobject:
+            raise ValueError(f"{str(path)!r} holds Python objects ({dtype}), which would need unpickling; fmcore "
+                             "refuses that (save a numeric array instead)")
+        expected = f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    actual = path.stat().st_size
+    if actual < expected:
+        raise ValueError(f"{str(path)!r} is truncated: its header announces an array {list(shape)} of {dtype} "
+                         f"({expected:,} bytes with the header) but the file has {actual:,} bytes; write it again")
+    return np.load(path, allow_pickle=False)
+
+
 def _read(path: Path, key: str) -> np.ndarray:
     if path.suffix not in SUFFIXES:
         raise ValueError(f"{str(path)!r}: unsupported file type {path.suffix!r}; expected one of {SUFFIXES}")
-    if not path.is_file():
-        raise ValueError(f"data file {str(path)!r} not found")
+    _check_file(path)
     if path.suffix == ".npy":
-        try:
-            return np.load(path, allow_pickle=False)
-        except ValueError as exc:
-            raise ValueError(f"{str(path)!r} holds Python objects, which would need unpickling; fmcore refuses "
-                             f"that (save a numeric array instead): {exc}") from None
+        return _read_npy(path)
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError) as exc:
@@ -47,6 +77,31 @@ def _read(path: Path, key: str) -> np.ndarray:
     return tensors[key]
 
 
+def check_values(data: np.ndarray, path: Path) -> None:
+    """Real numbers (no complex, bool, text), a non-empty sample shape, every value finite (else the first
+    bad row is named)."""
+    where = str(path)
+    if data.ndim < 2 or data.shape[0] == 0:
+        raise ValueError(f"{where!r} holds an array of shape {list(data.shape)}; expected [N, ...] with N >= 1")
+    if 0 in data.shape[1:]:
+        raise ValueError(f"{where!r} holds an array of shape {list(data.shape)}: each sample has no values "
+                         "(a zero-width dimension); expected [N, d, ...] with every d >= 1")
+    if np.iscomplexobj(data):
+        raise ValueError(f"{where!r} holds complex values ({data.dtype}); expected real numbers (store the real and "
+                         "imaginary parts as separate columns)")
+    if data.dtype == np.bool_ or not np.issubdtype(data.dtype, np.number):
+        raise ValueError(f"{where!r} holds {data.dtype} values; expected real numbers (float or int)")
+    if np.issubdtype(data.dtype, np.floating):
+        finite = np.isfinite(data.reshape(data.shape[0], -1)).all(axis=1)
+        if not finite.all():
+            bad = np.flatnonzero(~finite)
+            raise ValueError(f"{where!r} holds NaN or inf values in {len(bad):,} of {data.shape[0]:,} rows (the "
+                             f"first is row {int(bad[0])}); remove or fix those rows")
+    if np.abs(data).max() > np.finfo(np.float32).max:
+        raise ValueError(f"{where!r} holds values beyond float32's range (up to {np.abs(data).max():.3g}); "
+                         "rescale the data")
+
+
 class FileDataset(ArrayDataset):
     """An array [N, ...] from a .npy or .safetensors file, with optional integer labels [N]."""
 
@@ -56,10 +111,7 @@ class FileDataset(ArrayDataset):
         self.options = options
         path = Path(options.path)
         data = _read(path, options.key)
-        if data.ndim < 2 or data.shape[0] == 0:
-            raise ValueError(f"{str(path)!r} holds an array of shape {data.shape}; expected [N, ...] with N >= 1")
-        if not np.issubdtype(data.dtype, np.number):
-            raise ValueError(f"{str(path)!r} holds {data.dtype} values; expected numbers")
+        check_values(data, path)
         labels, num_classes = None, 0
         if options.labels:
             lpath = Path(options.labels)

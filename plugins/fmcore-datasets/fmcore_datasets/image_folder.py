@@ -4,12 +4,16 @@ Layout: either images directly in ``path`` (unlabelled), or one sub-folder per c
 ``path/dog/*.jpg``): labels are the sub-folders' indices in sorted name order. Each image is converted to
 grayscale (``channels = 1``) or RGB (``channels = 3``), resized so that its shorter side is ``size``
 (bicubic) and centre-cropped to ``size x size``, then mapped to [-1, 1]. Files whose names start with a dot
-are ignored; every other file must decode as an image: the data set refuses to load otherwise, naming every
-file that failed.
+are ignored; nothing else is skipped silently: every other entry must be a regular file that decodes as an
+image (named pipes, sockets and devices are refused without being opened, so they cannot hang the load), every
+class folder must hold at least one image, and Pillow's decompression-bomb limit is reported as such. The data
+set refuses to load otherwise, naming every file that failed.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import attrs
@@ -57,6 +61,25 @@ def _visible(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
 
 
+def _kind(path: Path) -> str:
+    """'dir', 'file', or why the entry cannot be an image (not opened: a pipe would block)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    if stat.S_ISREG(mode):
+        return "file"
+    return "not a regular file (a named pipe, socket or device)"
+
+
+def _bomb_limit() -> str:
+    from PIL import Image
+
+    return f"{Image.MAX_IMAGE_PIXELS:,}" if Image.MAX_IMAGE_PIXELS else "none"
+
+
 class ImageFolder(ArrayDataset):
     """Images from a folder (one sub-folder per class for labels), resized and centre-cropped, in [-1, 1]."""
 
@@ -65,33 +88,54 @@ class ImageFolder(ArrayDataset):
     def __init__(self, options: ImageFolderOptions):
         self.options = options
         root = Path(options.path)
-        if not root.is_dir():
-            raise ValueError(f"image folder {str(root)!r} not found" if not root.exists() else
-                             f"{str(root)!r} is not a folder")
+        kind = _kind(root)
+        if kind != "dir":
+            raise ValueError(f"image folder {str(root)!r} not found" if kind.endswith("(No such file or directory)")
+                             else f"image folder {str(root)!r} {'is a file, not a folder' if kind == 'file' else kind}")
         entries = _visible(root)
-        subdirs = [p for p in entries if p.is_dir()]
-        loose = [p for p in entries if not p.is_dir()]
+        kinds = {p: _kind(p) for p in entries}
+        subdirs = [p for p in entries if kinds[p] == "dir"]
+        loose = [p for p in entries if kinds[p] != "dir"]
         if subdirs and loose:
             raise ValueError(f"{str(root)!r} mixes sub-folders ({subdirs[0].name}, ...) with files "
                              f"({loose[0].name}, ...); use one sub-folder per class, or only files")
         files: list[tuple[Path, int]] = []
+        bad: list[str] = []
         if subdirs:
+            empty = []
             for k, d in enumerate(subdirs):
-                nested = [p for p in _visible(d) if p.is_dir()]
+                inside = _visible(d)
+                kinds.update({p: _kind(p) for p in inside})
+                nested = [p for p in inside if kinds[p] == "dir"]
                 if nested:
                     raise ValueError(f"{str(d)!r} contains a folder ({nested[0].name}); class folders hold files")
-                files += [(p, k if options.classes else 0) for p in _visible(d)]
+                if not inside:
+                    empty.append(d.name)
+                files += [(p, k if options.classes else 0) for p in inside]
+            if empty:
+                raise ValueError(f"{len(empty)} class folder(s) of {str(root)!r} hold no images: "
+                                 f"{', '.join(empty[:20])}; remove them or add images (class labels are the folders' "
+                                 "indices, so an empty class would be counted silently)")
         else:
             files = [(p, 0) for p in loose]
         if not files:
             raise ValueError(f"image folder {str(root)!r} holds no images")
-        images, labels, bad = [], [], []
+        from PIL import Image
+
+        images, labels = [], []
         for p, k in files:
+            if kinds[p] != "file":
+                bad.append(f"{p.relative_to(root)} ({kinds[p]})")
+                continue
             try:
                 images.append(load_image(p, options.size, options.channels))
                 labels.append(k)
             except (OSError, ValueError, SyntaxError) as exc:
                 bad.append(f"{p.relative_to(root)} ({type(exc).__name__}: {exc})")
+            except Image.DecompressionBombError as exc:
+                bad.append(f"{p.relative_to(root)} (larger than Pillow's decompression-bomb limit of "
+                           f"{_bomb_limit()} pixels, a guard against malicious files: {exc}; shrink the image, or "
+                           "raise PIL.Image.MAX_IMAGE_PIXELS if you trust it)")
         if bad:
             shown = "; ".join(bad[:20]) + (f"; and {len(bad) - 20} more" if len(bad) > 20 else "")
             raise ValueError(f"{len(bad)} of {len(files)} files in {str(root)!r} could not be read as images: "

@@ -6,15 +6,17 @@ import attrs
 import torch
 from torch import Tensor
 
-from fmcore import BatchNoise, Field, Sampler, SamplerOptions, as_time, help_field, non_negative, positive
+from fmcore import BatchNoise, Field, Sampler, SamplerOptions, as_time, help_field, non_negative
 from fmcore.core.langevin import LangevinOptions, langevin, score_time_range
+from fmcore.core.options import int_range
 
 
 @attrs.define(kw_only=True)
 class AnnealedLangevinOptions(SamplerOptions, LangevinOptions):
     step_size: float = help_field(0.2, "'noise' rule: step relative to the noise variance beta_t^2",
                                   validator=non_negative)
-    steps_per_level: int = help_field(5, "Langevin steps M at each noise level", validator=positive)
+    steps_per_level: int = help_field(5, "Langevin steps M at each noise level (at most 10,000)",
+                                      validator=int_range(1, 10_000))
 
 
 class AnnealedLangevin(Sampler):

@@ -123,8 +123,10 @@ class Run:
         return self.sample_result(n, sampler, seed=seed, **kwargs).x.cpu()
 
     def evaluate(self, n: int = 2000, *, seed: int = 0, sampler: str | None = None, device=None,
-                 guidance: float | None = None, features: str | None = None, **options: Any) -> EvalReport:
-        """``fm eval``: distances to fresh data beside their floors (``.render()`` prints the table)."""
+                 guidance: float | None = None, features: str | None = None, source: str | None = None,
+                 **options: Any) -> EvalReport:
+        """``fm eval``: distances to fresh data beside their floors (``.render()`` prints the table);
+        ``source="sobol"`` adds the rows of a quasi-random prior source."""
         opened = self.opened
         if sampler is not None or options:
             choice_sampler = self.sampler(sampler, **options)
@@ -132,7 +134,7 @@ class Run:
                                   self.components.objective, choice_sampler, self.components.network)
             opened = rundir.OpenedRun(self.directory, self.recipe, c, self.weights, self.registry)
         device = torch.device(device) if device is not None else rundir.default_device()
-        return _evaluate(opened, n, seed=seed, device=device, guidance=guidance, features=features)
+        return _evaluate(opened, n, seed=seed, device=device, guidance=guidance, features=features, source=source)
 
 
 def load_run(run_dir: str | Path, *, ema: bool = True, sampler: str | None = None, overrides: list[str] = (),

@@ -10,6 +10,7 @@ import torch
 from fmcore import api
 from fmcore.cli.common import add_sampler_choice, positive_int, registry_of
 from fmcore.cli.sample import check_sampler_overrides
+from fmcore.core.noise import SOURCES
 from fmcore.run.evaluate import evaluate
 from fmcore.run.rundir import default_device
 
@@ -26,6 +27,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     e.add_argument("--guidance", type=float, metavar="W",
                    help="image data, conditional models: guidance (default: the recipe's [sampler] guidance)")
     e.add_argument("--features", metavar="NAME", help="image data: feature network (default: the data set's name)")
+    e.add_argument("--source", choices=SOURCES,
+                   help="prior draws: 'sobol' reports the model sampled from scrambled Sobol points beside iid draws "
+                   "(default: the recipe's [sampler] source)")
     return e
 
 
@@ -35,6 +39,6 @@ def run(args, host) -> int:
                        registry=registry_of(host))
     device = torch.device(args.device) if args.device else default_device()
     report = evaluate(run.opened, args.n, seed=args.seed, device=device, guidance=args.guidance,
-                      features=args.features)
+                      features=args.features, source=args.source)
     print(json.dumps(report.values, indent=2) if args.json else report.render())
     return 0

@@ -46,6 +46,11 @@ class Dataset(abc.ABC):
         g = torch.Generator().manual_seed(seed)
         return self.sample(n, g)
 
+    def measures(self, x: Tensor) -> dict[str, float]:
+        """Measures of a sample set ``x`` [n, *shape] that this data set defines (``fm eval`` reports them for
+        model samples beside fresh data), e.g. the moons' thickness; empty by default."""
+        return {}
+
     def mixture(self) -> GaussianMixture | None:
         """The exact data distribution as a Gaussian mixture, where it is one (the ``oracle`` network uses it);
         None otherwise."""

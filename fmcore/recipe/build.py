@@ -6,6 +6,7 @@ from typing import Any
 
 import attrs
 
+from fmcore.core.coupling import Coupling
 from fmcore.core.dataset import Dataset
 from fmcore.core.errors import FmError
 from fmcore.core.field import Field
@@ -25,7 +26,8 @@ class IncompatibleError(FmError):
 
 @attrs.frozen
 class Components:
-    """The live components of a recipe (``network`` is None when built without it)."""
+    """The live components of a recipe (``network`` is None when built without it). The coupling is also
+    the objective's (:attr:`Objective.coupling`), which pairs noise and data in its loss."""
 
     recipe: Recipe
     dataset: Dataset
@@ -33,6 +35,7 @@ class Components:
     objective: Objective
     sampler: Sampler
     network: Network | None = None
+    coupling: Coupling | None = None
 
     def field(self, network=None) -> Field:
         """The network (or another one, e.g. its EMA copy) read as a field through path and objective."""
@@ -67,8 +70,10 @@ def build(recipe: Recipe, registry: Registry, *, network: bool = True, training:
     network is allocated). ``training``: also require a trainable network."""
     describe = describer(registry)
     parts = {table: make(recipe.choice(table), f"[{table}]", registry, recipe.source)
-             for table in ("data", "path", "objective", "sampler")}
-    c = Components(recipe, parts["data"], parts["path"], parts["objective"], parts["sampler"])
+             for table in ("data", "path", "objective", "sampler", "coupling")}
+    parts["objective"].coupling = parts["coupling"]
+    c = Components(recipe, parts["data"], parts["path"], parts["objective"], parts["sampler"],
+                   coupling=parts["coupling"])
     _raise(recipe, compatibility_problems(c, describe, training=training))
     if not network:
         return c

@@ -80,4 +80,9 @@ def compatibility_problems(components, describe: Describe, training: bool = Fals
     if training and not net_cls.trainable:
         problems.append(f"{net_side} has no trainable parameters, so there is nothing to train; make a run "
                         "from it directly: fm oracle RECIPE --run-dir DIR, then fm sample DIR")
+    coupling = r.choices.get("coupling")
+    if coupling is not None and not coupling.cls.independent and not c.objective.uses_coupling:
+        problems.append(f"{describe('[coupling]', coupling)} pairs noise with data, but "
+                        f"{describe('[objective]', r.objective)} draws its own pairs (it does not use a coupling); "
+                        "remove the [coupling] table or use a regression objective (cfm, dsm, ddpm)")
     return problems

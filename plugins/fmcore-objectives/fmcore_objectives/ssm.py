@@ -47,10 +47,11 @@ def sliced_score_loss(score: Callable[[Tensor], Tensor], x: Tensor, v: Tensor,
     """Per-sample ``v^T (ds/dx) v + 1/2 (v^T s)^2`` (or ``+ 1/2 ||s||^2``), shape [n]; differentiable in the
     parameters of ``score``. ``x`` is detached and differentiated through here."""
     x = x.detach().requires_grad_(True)
-    s = score(x).float()
+    s = score(x)
+    s = s if s.dtype == torch.float64 else s.float()  # reduced precision (autocast) is summed in float32
     sv = (s * v).flatten(1).sum(1)
     (jtv,) = torch.autograd.grad(sv.sum(), x, create_graph=True)
-    vjv = (jtv.float() * v).flatten(1).sum(1)
+    vjv = (jtv.to(s.dtype) * v).flatten(1).sum(1)
     half = s.square().flatten(1).sum(1) if variance_reduction else sv.square()
     return vjv + 0.5 * half
 
@@ -74,8 +75,8 @@ class SSM(Objective):
         m = o.projections
         x, tt = ps.x.repeat_interleave(m, 0), t.repeat_interleave(m, 0)
         cond = None if cond is None else cond.repeat_interleave(m, 0)
-        v = projections(x.float(), o.distribution)
+        v = projections(x if x.dtype == torch.float64 else x.float(), o.distribution)
         per = sliced_score_loss(lambda y: network(y, tt, cond), x, v, o.variance_reduction)
         if o.weighting == "beta2":
-            per = per * ps.schedule.beta.flatten().repeat_interleave(m, 0).float() ** 2
+            per = per * ps.schedule.beta.flatten().repeat_interleave(m, 0).to(per.dtype) ** 2
         return per.mean() / z[0].numel()

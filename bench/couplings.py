@@ -1,7 +1,7 @@
 """Couplings: what pairing costs per training step, and what it buys at few sampling steps.
 
     python bench/couplings.py cost  [--batch 256 512 1024] [--steps 60]
-    python bench/couplings.py table [--seconds 20] [--seeds 0 1 2] [--datasets 8gaussians moons]
+    python bench/couplings.py table [--seconds 20] [--seeds 0 1 2] [--datasets 8gaussians moons] [--steps N]
 
 ``cost`` times, on this machine's threads (or its GPU, where accelerate finds one), a full training step
 (fmcore's Trainer.train_step: data, loss with the coupling, backward, Adam, EMA) beside the coupling's ``pair``
@@ -10,8 +10,9 @@ alone, for every coupling and batch size.
 ``table`` trains each coupling on each data set for the same *wall time* ``--seconds``; because the machine is
 shared (timings drift with other people's work), the step budget of each coupling is fixed in advance as
 ``seconds x steps/s`` from a ``cost`` measurement taken in the same process, so every seed of a coupling gets
-the same number of steps. Each run is then sampled with Euler at 1, 2, 4 and 100 steps from the Sobol source
-(2,000 samples) and compared with 2,000 fresh data points by exact W2 (floor: two fresh data sets).
+the same number of steps (``--steps N``: N steps for every coupling instead). Each run is then sampled with
+Euler at 1, 2, 4 and 100 steps from the Sobol source (2,000 samples) and compared with 2,000 fresh data points
+by exact W2 (floor: two fresh data sets).
 """
 
 from __future__ import annotations
@@ -91,11 +92,16 @@ def w2_at_nfe(run_dir: Path, data: torch.Tensor) -> dict[int, float]:
     return out
 
 
-def table(seconds: float, seeds: list[int], datasets: list[str], couplings: list[str], n: int = 2000) -> list[dict]:
+def table(seconds: float, seeds: list[int], datasets: list[str], couplings: list[str], n: int = 2000,
+          steps: int | None = None) -> list[dict]:
+    """W2 rows; each coupling trains ``seconds x its measured rate`` steps, or ``steps`` each when given."""
     registry = get_registry()
-    rates = {r["coupling"]: r["steps_per_s"] for r in step_rates([256], 40, couplings=couplings)}
-    budgets = {name: max(50, int(seconds * rate)) for name, rate in rates.items()}
-    print("step budgets for", seconds, "s:", budgets, flush=True)
+    if steps is None:
+        rates = {r["coupling"]: r["steps_per_s"] for r in step_rates([256], 40, couplings=couplings)}
+        budgets = {name: max(50, int(seconds * rate)) for name, rate in rates.items()}
+        print("step budgets for", seconds, "s:", budgets, flush=True)
+    else:
+        budgets = dict.fromkeys(couplings, steps)
     rows = []
     for dataset in datasets:
         ds = recipe(dataset, "independent", 10).choice("data").create()
@@ -126,12 +132,13 @@ def main() -> None:
     t.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     t.add_argument("--datasets", nargs="+", default=["8gaussians", "moons"])
     t.add_argument("--couplings", nargs="+", default=list(COUPLINGS), choices=list(COUPLINGS))
+    t.add_argument("--steps", type=int, help="equal step budgets instead of equal wall time")
     args = ap.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
     if args.what == "cost":
         step_rates(args.batch, args.steps, couplings=args.couplings)
     else:
-        table(args.seconds, args.seeds, args.datasets, args.couplings)
+        table(args.seconds, args.seeds, args.datasets, args.couplings, steps=args.steps)
 
 
 if __name__ == "__main__":

@@ -50,8 +50,10 @@ def sliced_score_loss(score: Callable[[Tensor], Tensor], x: Tensor, v: Tensor,
     s = score(x)
     s = s if s.dtype == torch.float64 else s.float()  # reduced precision (autocast) is summed in float32
     sv = (s * v).flatten(1).sum(1)
-    (jtv,) = torch.autograd.grad(sv.sum(), x, create_graph=True)
-    vjv = (jtv.to(s.dtype) * v).flatten(1).sum(1)
+    jtv = None
+    if sv.requires_grad:  # a score that does not depend on x (e.g. a constant) has a zero Jacobian
+        (jtv,) = torch.autograd.grad(sv.sum(), x, create_graph=True, allow_unused=True)
+    vjv = torch.zeros_like(sv) if jtv is None else (jtv.to(s.dtype) * v).flatten(1).sum(1)
     half = s.square().flatten(1).sum(1) if variance_reduction else sv.square()
     return vjv + 0.5 * half
 

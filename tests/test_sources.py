@@ -75,3 +75,13 @@ def test_fm_eval_source_sobol_reports_both_sources_and_thickness(tmp_path, write
     assert "w2 sobol" in table and "thickness sobol" in table
     plain = json.loads(fm("eval", tmp_path / "run", "--n", "256", "--json")[1])
     assert "w2_sobol" not in plain and plain["w2"] == values["w2"]
+
+
+def test_sobol_source_beyond_its_dimensions_is_refused_by_the_recipe_check(tmp_path, write_recipe, fm):
+    import numpy as np
+
+    np.save(tmp_path / "big.npy", np.zeros((10, 3, 100, 100), dtype=np.float32))  # 30,000 numbers per sample
+    text = MOONS.replace('name = "moons"', f'name = "file"\npath = "{tmp_path / "big.npy"}"').replace(
+        'name = "euler"', 'name = "euler"\nsource = "sobol"')
+    code, out, err = fm("recipe", "check", write_recipe(text))
+    assert code == 2 and "source = 'sobol'" in err and "at most 21201 dimensions" in err

@@ -128,6 +128,8 @@ class RegressionObjective(Objective):
     """``lambda(t) || f(x_t, t) - target ||^2`` for the ``prediction`` of the subclass, on pairs ``(eps, z)``
     from the coupling."""
 
+    uses_coupling = True
+
     def weight(self, s: Schedule) -> Tensor | None:
         """``lambda(t)`` (broadcastable against x), or None for 1."""
         return None
@@ -138,8 +140,6 @@ class RegressionObjective(Objective):
             return path.conditional_velocity(ps.x, ps.z, ps.t)
         z, eps = posterior_data_noise(ps, allowed) if self.options.target == "stable" else (ps.z, ps.eps)
         return from_data_noise(z, eps, self.prediction, ps.schedule)
-
-    uses_coupling = True
 
     def loss(self, network, path: ProbabilityPath, batch: Batch, null_label: int = 0) -> Tensor:
         z = batch.x

@@ -148,8 +148,10 @@ class Run:
 
     @raises_user_errors
     def evaluate(self, n: int = 2000, *, seed: int = 0, sampler: str | None = None, device=None,
-                 guidance: float | None = None, features: str | None = None, **options: Any) -> EvalReport:
-        """``fm eval``: distances to fresh data beside their floors (``.render()`` prints the table)."""
+                 guidance: float | None = None, features: str | None = None, source: str | None = None,
+                 **options: Any) -> EvalReport:
+        """``fm eval``: distances to fresh data beside their floors (``.render()`` prints the table);
+        ``source="sobol"`` adds the rows of a quasi-random prior source."""
         opened = self.opened
         if sampler is not None or options:
             s, choice = self._sampler_choice(sampler, **options)
@@ -157,7 +159,7 @@ class Run:
             c = attrs.evolve(self.components, recipe=recipe, sampler=s)
             opened = rundir.OpenedRun(self.directory, recipe, c, self.weights, self.registry)
         device = rundir.resolve_device(device)
-        return _evaluate(opened, n, seed=seed, device=device, guidance=guidance, features=features)
+        return _evaluate(opened, n, seed=seed, device=device, guidance=guidance, features=features, source=source)
 
 
     def logp(self, points: Tensor, options: LikelihoodOptions | None = None, *, labels: Tensor | None = None,

@@ -10,6 +10,7 @@ from fmcore.cli.common import add_sampler_choice, positive_int, registry_of, see
 from fmcore.cli.logp import DTYPES, add_likelihood_args, likelihood_options
 from fmcore.cli.sample import check_sampler_overrides
 from fmcore.core.errors import FmError
+from fmcore.core.noise import SOURCES
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -24,6 +25,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     e.add_argument("--guidance", type=float, metavar="W",
                    help="image data, conditional models: guidance (default: the recipe's [sampler] guidance)")
     e.add_argument("--features", metavar="NAME", help="image data: feature network (default: the data set's name)")
+    e.add_argument("--source", choices=SOURCES,
+                   help="prior draws: 'sobol' reports the model sampled from scrambled Sobol points beside iid draws "
+                   "(default: the recipe's [sampler] source)")
     nll = e.add_argument_group("likelihood (--nll)")
     nll.add_argument("--nll", action="store_true", help="report the held-out NLL (nats, bits/dim) beside a fitted "
                      "Gaussian instead of sample distances (probability-flow ODE; docs/likelihood.md)")
@@ -44,7 +48,7 @@ def run(args, host) -> int:
                        registry=registry_of(host))
     device = resolve_device(args.device)
     report = evaluate(run.opened, args.n, seed=args.seed, device=device, guidance=args.guidance,
-                      features=args.features)
+                      features=args.features, source=args.source)
     print(json.dumps(report.values, indent=2) if args.json else report.render())
     return 0
 

@@ -51,6 +51,11 @@ class Dataset(abc.ABC):
         mapped to [-1, 1], 1/8); None for continuous data. Likelihoods dequantize over bins of this width."""
         return None
 
+    def measures(self, x: Tensor) -> dict[str, float]:
+        """Measures of a sample set ``x`` [n, *shape] that this data set defines (``fm eval`` reports them for
+        model samples beside fresh data), e.g. the moons' thickness; empty by default."""
+        return {}
+
     def mixture(self) -> GaussianMixture | None:
         """The exact data distribution as a Gaussian mixture, where it is one (the ``oracle`` network uses it);
         None otherwise."""

@@ -7,7 +7,8 @@ Every regression objective here has the form (DESIGN section 3)
 where ``target`` is the exact conditional prediction of the objective's kind (velocity, score, noise or
 data) computed once by :func:`fmcore.core.prediction.from_data_noise`. With ``target = "stable"`` the pair
 ``(z, eps)`` is replaced by its posterior mean over the batch's data points (the stable target field of
-Xu et al. 2023), which has the same minimiser and lower variance.
+Xu et al. 2023), which has the same minimiser and lower variance. The pairs ``(eps, z)`` come from the
+objective's :class:`~fmcore.core.coupling.Coupling` (independent unless the recipe names another).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import attrs
 import torch
 from torch import Tensor
 
+from fmcore.core.coupling import Coupling, Independent
 from fmcore.core.dataset import Batch
 from fmcore.core.field import safe_time_range, singular_ends
 from fmcore.core.options import Choice, help_field, in_range, nested, one_of
@@ -53,9 +55,12 @@ class Objective(abc.ABC):
 
     Options: ClassVar[type] = ObjectiveOptions
     prediction: ClassVar[Prediction]
+    #: the loss pairs noise and data through :attr:`coupling` (objectives that draw their own pairs: False)
+    uses_coupling: ClassVar[bool] = False
 
     def __init__(self, options: ObjectiveOptions):
         self.options = options
+        self.coupling: Coupling = Independent()
         density = getattr(options, "time_sampling", None)
         self.time_density: TimeDensity = density.create() if isinstance(density, Choice) else UniformTimes()
         self._time_ranges: dict[int, tuple[ProbabilityPath, tuple[float, float]]] = {}
@@ -120,7 +125,10 @@ def same_condition(labels: Tensor, cond: Tensor, null_label: int) -> Tensor:
 
 
 class RegressionObjective(Objective):
-    """``lambda(t) || f(x_t, t) - target ||^2`` for the ``prediction`` of the subclass."""
+    """``lambda(t) || f(x_t, t) - target ||^2`` for the ``prediction`` of the subclass, on pairs ``(eps, z)``
+    from the coupling."""
+
+    uses_coupling = True
 
     def weight(self, s: Schedule) -> Tensor | None:
         """``lambda(t)`` (broadcastable against x), or None for 1."""
@@ -137,7 +145,10 @@ class RegressionObjective(Objective):
         z = batch.x
         o = self.options
         t = self.time_density.times(z.shape[0], self.time_range(path), z.device)
-        ps = path.sample(z, t, torch.randn_like(z))
+        eps = torch.randn_like(z)
+        if not self.coupling.independent:
+            eps, z, _ = self.coupling.pair(eps, z, batch.labels, x0=path.prior_sample(eps))
+        ps = path.sample(z, t, eps)
         cond = self.drop_labels(batch.labels, null_label)
         allowed = None if cond is None or o.target != "stable" else same_condition(batch.labels, cond, null_label)
         with torch.no_grad():

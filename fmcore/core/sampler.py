@@ -19,8 +19,8 @@ from torch import Tensor
 
 from fmcore.core.field import Field
 from fmcore.core.grid import TimeGrid, UniformGrid
-from fmcore.core.noise import BatchNoise
-from fmcore.core.options import Choice, help_field, int_range, nested, non_negative
+from fmcore.core.noise import SOURCES, BatchNoise
+from fmcore.core.options import Choice, help_field, int_range, nested, non_negative, one_of
 
 
 @attrs.frozen
@@ -49,6 +49,10 @@ class SamplerOptions:
     guidance: float = help_field(
         1.0, "classifier-free guidance w for class-conditional models: uncond + w (cond - uncond); "
         "1 = plain conditional, 0 = unconditional", validator=non_negative)
+    source: str = help_field(
+        "iid", "where the prior draws come from: 'iid' normal, or 'sobol' (scrambled Sobol points through the "
+        "inverse normal CDF: a low-variance source for evaluation; the model is unchanged)",
+        validator=one_of(SOURCES))
 
 
 @attrs.frozen

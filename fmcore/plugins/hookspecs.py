@@ -9,7 +9,7 @@
 
 Hooks: ``register_datasets``, ``register_paths``, ``register_objectives``, ``register_networks``,
 ``register_samplers``, ``register_grids``, ``register_time_densities``, ``register_diffusions``,
-``register_features``.
+``register_features``, ``register_couplings``.
 """
 
 from __future__ import annotations

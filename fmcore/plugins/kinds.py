@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import attrs
 
+from fmcore.core.coupling import Coupling
 from fmcore.core.dataset import Dataset
 from fmcore.core.diffusion import Diffusion
 from fmcore.core.features import FeatureExtractor
@@ -44,6 +45,8 @@ KIND_LIST = (
          "densities of training times ([objective.time_sampling])"),
     Kind("diffusion", "register_diffusions", Diffusion, None, "SDE diffusions sigma_t ([sampler.diffusion])"),
     Kind("feature", "register_features", FeatureExtractor, None, "feature networks for `fm eval --features` on images"),
+    Kind("coupling", "register_couplings", Coupling, "coupling",
+         "how training pairs prior draws with data points (independent, minibatch OT)", default="independent"),
 )
 
 KINDS: dict[str, Kind] = {k.name: k for k in KIND_LIST}

@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 import torch
 
+from fmcore.core.coupling import Coupling
 from fmcore.core.dataset import Dataset
 from fmcore.core.errors import FmError
 from fmcore.core.field import Field
@@ -50,7 +51,8 @@ def blame(who: str, doing: str) -> Iterator[None]:
 
 @attrs.frozen
 class Components:
-    """The live components of a recipe (``network`` is None when built without it)."""
+    """The live components of a recipe (``network`` is None when built without it). The coupling is also
+    the objective's (:attr:`Objective.coupling`), which pairs noise and data in its loss."""
 
     recipe: Recipe
     dataset: Dataset
@@ -58,6 +60,7 @@ class Components:
     objective: Objective
     sampler: Sampler
     network: Network | None = None
+    coupling: Coupling | None = None
     registry: Registry | None = None
 
     def who(self, table: str, choice: Choice | None = None) -> str:
@@ -104,8 +107,10 @@ def build(recipe: Recipe, registry: Registry, *, network: bool = True, training:
     that training it (micro-)batches of ``batch`` (default: ``[train] batch_size``) fits on ``device``."""
     describe = describer(registry)
     parts = {table: make(recipe.choice(table), f"[{table}]", registry, recipe.source)
-             for table in ("data", "path", "objective", "sampler")}
-    c = Components(recipe, parts["data"], parts["path"], parts["objective"], parts["sampler"], registry=registry)
+             for table in ("data", "path", "objective", "sampler", "coupling")}
+    parts["objective"].coupling = parts["coupling"]
+    c = Components(recipe, parts["data"], parts["path"], parts["objective"], parts["sampler"],
+                   coupling=parts["coupling"], registry=registry)
     _raise(recipe, compatibility_problems(c, describe, training=training))
     if not network:
         return c

@@ -15,10 +15,12 @@ names both sides: ``[sampler] langevin (fmcore-samplers 0.2.0) needs ... but [pa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 
 import attrs
 
+from fmcore.core.noise import SOBOL_MAX_DIM
 from fmcore.core.options import Choice
 from fmcore.core.path import GaussianPath, ProbabilityPath
 from fmcore.core.sampler import Needs
@@ -83,4 +85,14 @@ def compatibility_problems(components, describe: Describe, training: bool = Fals
     if training and not net_cls.trainable:
         problems.append(f"{net_side} has no trainable parameters, so there is nothing to train; make a run "
                         "from it directly: fm oracle RECIPE --run-dir DIR, then fm sample DIR")
+    dim = math.prod(info.shape)
+    if getattr(c.sampler.options, "source", "iid") == "sobol" and dim > SOBOL_MAX_DIM:
+        problems.append(f"{describe('[sampler]', r.sampler)} has source = 'sobol', but {data_side} has samples of "
+                        f"{dim} numbers and a Sobol sequence has at most {SOBOL_MAX_DIM} dimensions; use "
+                        "source = 'iid'")
+    coupling = r.choices.get("coupling")
+    if coupling is not None and not coupling.cls.independent and not c.objective.uses_coupling:
+        problems.append(f"{describe('[coupling]', coupling)} pairs noise with data, but "
+                        f"{describe('[objective]', r.objective)} draws its own pairs (it does not use a coupling); "
+                        "remove the [coupling] table or use a regression objective (cfm, dsm, ddpm)")
     return problems

@@ -30,6 +30,7 @@ def generate(
     trajectory: int = 0,
     progress=None,
     memory_check: bool = True,
+    source: str | None = None,
 ) -> SampleResult:
     """``n`` samples of ``shape``. Sample ``i`` depends only on ``(seed, i)`` (and its label), never on
     ``batch_size``, which is rounded up to a multiple of the noise block (64).
@@ -37,11 +38,14 @@ def generate(
     ``labels`` [n] makes the samples conditional, with classifier-free ``guidance`` (default: the sampler's
     ``guidance`` option, else 1); ``trajectory = k``
     also returns the paths of the first ``k`` samples, shape [steps + 1, k, *shape]. The memory preflight
-    runs first (``memory_check=False`` skips it); non-finite samples are an error, never returned.
+    runs first (``memory_check=False`` skips it); non-finite samples are an error, never returned. ``source``
+    ('iid' or 'sobol'; default: the sampler's ``source`` option) is where the prior draws come from.
     """
     path: ProbabilityPath = field.path
     if guidance is None:
         guidance = float(getattr(sampler.options, "guidance", 1.0))
+    if source is None:
+        source = getattr(sampler.options, "source", "iid")
     device = torch.device(device) if device is not None else torch.device("cpu")
     batch_size = max(BLOCK, -(-batch_size // BLOCK) * BLOCK)
     info = DataInfo(tuple(shape), int(getattr(getattr(field.network, "info", None), "num_classes", 0)))
@@ -49,12 +53,12 @@ def generate(
     outs, traj, nfe_sum, nfe_max = [], None, 0.0, 0
     for start in range(0, n, batch_size):
         count = min(batch_size, n - start)
-        noise = BatchNoise(seed, start, count, shape, device)
+        noise = BatchNoise(seed, start, count, shape, device, source=source)
         chunk_field = field
         if labels is not None:
             cond = labels[start:start + count].to(device)
             chunk_field = field.with_condition(cond, torch.full_like(cond, null_label), guidance)
-        x0 = path.prior_sample(noise.randn())
+        x0 = path.prior_sample(noise.prior())
         want_traj = trajectory > 0 and start == 0
         result = sampler.run(chunk_field, x0, noise, trajectory=want_traj)
         outs.append(result.x)

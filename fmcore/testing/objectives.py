@@ -72,18 +72,29 @@ def _objective_problems(objective: Objective, path: ProbabilityPath) -> None:
 def check_objective_exact_target(objective: Objective, path: ProbabilityPath, shape: Sequence[int] = VECTOR_SHAPE,
                                  n: int = 256, seed: int = 0, rel_tol: float = 1e-6) -> None:
     """The loss of :class:`ExactTargetNetwork` on a batch of copies of one data point is zero (relative to
-    the loss of a network that predicts 0), in float64."""
+    the loss of a network that predicts 0), in float64. An objective that is not a regression (its loss is
+    minimal, not zero, at the exact prediction, e.g. score matching) must score lower there than at 0 and at
+    1.5 times the exact prediction, with the same draws."""
     _objective_problems(objective, path)
     z0 = randn((1, *shape), seed + 20)
     batch = Batch(z0.expand(n, *shape).clone())
+    exact_net = ExactTargetNetwork(path, objective.prediction, z0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        exact = objective.loss(ExactTargetNetwork(path, objective.prediction, z0), path, batch)
+        exact = objective.loss(exact_net, path, batch)
         torch.manual_seed(seed)
-        zero = objective.loss(lambda x, t, cond=None: torch.zeros_like(x), path, batch)
+        zero = objective.loss(lambda x, t, cond=None: 0 * exact_net(x, t, cond), path, batch)
+        torch.manual_seed(seed)
+        over = objective.loss(lambda x, t, cond=None: 1.5 * exact_net(x, t, cond), path, batch)
     if exact.ndim != 0 or not torch.isfinite(exact):
         raise AssertionError(f"loss is {exact!r}, expected a finite scalar")
-    exact, zero = exact.detach(), zero.detach()
+    exact, zero, over = exact.detach(), zero.detach(), over.detach()
+    if not isinstance(objective, RegressionObjective):
+        if not float(exact) < min(float(zero), float(over)):
+            raise AssertionError(f"the loss at the exact {objective.prediction.value} is {float(exact):.4g}, not "
+                                 f"below its value at 0 ({float(zero):.4g}) and at 1.5 x the exact "
+                                 f"{objective.prediction.value} ({float(over):.4g})")
+        return
     if not float(zero) > 0:
         raise AssertionError(f"the loss of a network predicting 0 is {float(zero)!r}, expected > 0")
     if not float(exact) <= rel_tol * float(zero):

@@ -65,6 +65,26 @@ class Moons(Toy2D):
         x, _ = make_moons(n, noise=self.options.noise, random_state=_numpy_seed(generator))
         return torch.from_numpy(x.astype(np.float32)) * 3.0 - 1.0
 
+    def measures(self, x: Tensor) -> dict[str, float]:
+        """``thickness``: the RMS distance of the points to the two noiseless half circles."""
+        return {"thickness": float(moon_distance(x.double()).square().mean().sqrt())}
+
+
+def moon_distance(x: Tensor) -> Tensor:
+    """Distance of each point of ``x`` [n, 2] to the nearer of make_moons' noiseless curves (scaled by 3 and
+    shifted by -1): the upper half of the unit circle about (0, 0) and the lower half about (1, 0.5)."""
+    p = (x + 1.0) / 3.0
+    arcs = ((torch.tensor([0.0, 0.0], dtype=x.dtype), 1.0), (torch.tensor([1.0, 0.5], dtype=x.dtype), -1.0))
+    dists = []
+    for centre, side in arcs:
+        d = p - centre
+        ends = torch.stack([centre + torch.tensor([1.0, 0.0], dtype=x.dtype),
+                            centre - torch.tensor([1.0, 0.0], dtype=x.dtype)])
+        to_end = torch.cdist(p, ends).min(dim=1).values
+        on_arc = side * d[:, 1] >= 0
+        dists.append(torch.where(on_arc, (d.norm(dim=1) - 1.0).abs(), to_end))
+    return 3.0 * torch.minimum(*dists)
+
 
 class EightGaussians(Toy2D):
     """Eight Gaussians of variance 0.1 per coordinate centred on the circle of radius 5."""

@@ -6,7 +6,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from fmcore import TimeDensity, help_field, non_negative
+from fmcore import TimeDensity, help_field, non_negative, positive
 
 
 @attrs.define(kw_only=True)
@@ -23,3 +23,19 @@ class LogitNormal(TimeDensity):
     def sample(self, n: int, device, generator: torch.Generator | None = None) -> Tensor:
         o = self.options
         return torch.sigmoid(o.mean + o.std * torch.randn(n, device=device, generator=generator))
+
+
+@attrs.define(kw_only=True)
+class PowerOptions:
+    power: float = help_field(2.0, "k in u = U^(1/k): density k u^(k-1); k = 2 is t = sqrt(U), k = 1 uniform",
+                              validator=positive)
+
+
+class Power(TimeDensity):
+    """``u = U^(1/k)``, ``U ~ U[0, 1)``: density ``k u^(k - 1)``, more training time near the data end (t = 1)
+    for ``k > 1``."""
+
+    Options = PowerOptions
+
+    def sample(self, n: int, device, generator: torch.Generator | None = None) -> Tensor:
+        return torch.rand(n, device=device, generator=generator) ** (1.0 / self.options.power)

@@ -17,7 +17,6 @@ import attrs
 import pytest
 import torch
 
-import fmcore.plugins.loading
 from fmcore import GaussianPath, hookimpl
 from fmcore.core.errors import FmError
 from fmcore.plugins.loading import STRICT_ENV, PluginHost
@@ -233,11 +232,11 @@ BROKEN_MODULE = "import fmcore\nraise ImportError('brokenplug needs a library th
 
 @pytest.fixture
 def site(tmp_path, monkeypatch):
-    """A fake site directory on sys.path, a fresh default plugin host, and cleanup of imported modules."""
+    """A fake site directory on sys.path and cleanup of imported modules (the `fm` fixture builds a fresh plugin
+    host for every call, so it sees what is installed here)."""
     site = tmp_path / "site"
     site.mkdir()
     monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setattr(fmcore.plugins.loading, "_default_host", None)
     before = set(sys.modules)
 
     def install(distribution: str, entry_points: dict[str, str], files: dict[str, str]) -> None:
@@ -291,7 +290,6 @@ def test_cli_with_a_broken_plugin(site, fm, write_recipe, tmp_path, monkeypatch)
     assert warnings == ["warning: broken fmcore plugins skipped: broken (brokenplug); run `fm plugins` for details"]
 
     monkeypatch.setenv(STRICT_ENV, "1")
-    monkeypatch.setattr(fmcore.plugins.loading, "_default_host", None)
     code, out, err = fm("recipe", "check", recipe)
     assert code == 2
     assert err.startswith(f"error: {STRICT_ENV} is set and some plugins are broken or clash: broken (brokenplug): "
@@ -324,7 +322,6 @@ def test_cli_plugin_clash_is_local(site, fm, write_recipe, tmp_path, monkeypatch
     assert err.count("warning: path 'condot' is registered twice") == 1
 
     monkeypatch.setenv(STRICT_ENV, "1")
-    monkeypatch.setattr(fmcore.plugins.loading, "_default_host", None)
     code, out, err = fm("recipe", "check", recipe, "--set", "path.name=vp", "--set", "objective.name=dsm")
     assert code == 2 and f"{STRICT_ENV} is set and some plugins are broken or clash: {clash}" in err
 
@@ -343,9 +340,8 @@ def test_fm_subprocess_sees_a_plugin_installed_on_pythonpath(tmp_path):
         code = main(["plugins"])
         import os
         os.environ[{STRICT_ENV!r}] = "1"
-        import fmcore.plugins.loading
-        fmcore.plugins.loading._default_host = None
-        sys.exit(code * 10 + main(["plugins"]))
+        from fmcore.plugins.loading import PluginHost
+        sys.exit(code * 10 + main(["plugins"], host=PluginHost()))
     """)
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr  # first `fm plugins` exits 0, the strict one 2

@@ -60,7 +60,7 @@ def run_combination(path: str, objective: str, n_eval: int = 2000, **kwargs: Any
     with tempfile.TemporaryDirectory(prefix="fm-bench-") as tmp:
         result = train(recipe, registry, Path(tmp) / "run")
         seconds = time.perf_counter() - start
-        scores = evaluate(open_run(result.run_dir, registry), n_eval, seed=0)
+        scores = evaluate(open_run(result.run_dir, registry), n_eval, seed=0).values
     return {"path": path, "objective": objective, "seconds": seconds, "final_loss": result.final_loss, **scores}
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 from fmcore.plugins.loading import PluginHost
 from fmcore.plugins.registry import Registry
@@ -52,3 +54,14 @@ def add_sampler_choice(parser: argparse.ArgumentParser) -> None:
     """``--sampler NAME`` and ``--set sampler.KEY=VALUE`` (fm sample, fm eval)."""
     parser.add_argument("--sampler", help="use another sampler (its options start from their defaults)")
     add_set(parser, "sampler option, e.g. --set sampler.steps=32 --set sampler.grid=angle", "sampler.KEY=VALUE")
+
+
+def save_npy(path: Path, array) -> None:
+    """``np.save`` of a numpy ``array`` to a temporary file beside ``path``, then rename: ``path`` is never half
+    written."""
+    import numpy as np
+
+    tmp = path.with_name(f".tmp-{path.name}")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -11,11 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fmcore import api
-from fmcore.cli.common import positive_int, registry_of
+from fmcore.cli.common import positive_int, registry_of, save_npy
 from fmcore.core.errors import FmError
 from fmcore.core.likelihood import LikelihoodOptions
-from fmcore.run.rundir import default_device
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -71,16 +68,11 @@ def load_array(path: str, what: str) -> np.ndarray:
                       f"(save a numeric array): {exc}") from None
 
 
-def save_npy(path: Path, array: np.ndarray) -> None:
-    """``np.save`` atomically (a temporary file renamed over ``path``)."""
-    tmp = path.with_name(f".tmp-{path.name}")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
-
-
 def run(args, host) -> int:
     from tqdm.auto import tqdm
+
+    from fmcore import api
+    from fmcore.run.rundir import resolve_device
 
     options = likelihood_options(args)
     run = api.load_run(args.run_dir, ema=not args.no_ema, registry=registry_of(host))
@@ -89,7 +81,7 @@ def run(args, host) -> int:
         raise FmError(f"--points {args.points!r} holds {points.dtype} of shape {points.shape}; expected numbers "
                       f"[N, *shape]")
     labels = None if args.labels is None else torch.from_numpy(load_array(args.labels, "--labels").astype(np.int64))
-    device = torch.device(args.device) if args.device else default_device()
+    device = resolve_device(args.device)
     start = time.perf_counter()
     bar = tqdm(total=points.shape[0], unit="point", disable=None, file=sys.stderr)
     result = run.logp(torch.from_numpy(points.astype(np.float64)), labels=labels, device=device,

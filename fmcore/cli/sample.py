@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
-from fmcore.cli.common import add_sampler_choice, positive_int, registry_of, seed
+from fmcore.cli.common import add_sampler_choice, positive_int, registry_of, save_npy, seed
 from fmcore.core.errors import FmError
 
 
@@ -35,17 +34,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
     s.add_argument("--skip-memory-check", action="store_true",
                    help="sample even when the memory estimate exceeds what the device has")
     return s
-
-
-def save_atomic(path: Path, array) -> None:
-    """``np.save`` of a numpy ``array`` to a temporary file beside ``path``, then rename: ``path`` is never half
-    written."""
-    import numpy as np
-
-    tmp = path.with_name(f".tmp-{path.name}")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
 
 
 def check_sampler_overrides(overrides: list[str], command: str) -> None:
@@ -91,7 +79,7 @@ def run(args, host) -> int:
     samples = result.x.cpu()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_atomic(out, samples.numpy())
+    save_npy(out, samples.numpy())
     cond = "" if labels is None else f", classes {args.classes}, guidance {guidance:g}"
     cond += f", along path {args.path}" if args.path else ""
     nfe = f"{result.nfe} network evaluations each" if result.nfe_mean == result.nfe_max else \
@@ -99,7 +87,7 @@ def run(args, host) -> int:
     print(f"{args.n} samples with {run.recipe.sampler.name} ({nfe}, "
           f"weights {run.weights.name}{cond}) in {seconds:.2f}s -> {out}")
     if labels is not None:
-        save_atomic(out.with_name(out.stem + ".labels.npy"), labels.numpy())
+        save_npy(out.with_name(out.stem + ".labels.npy"), labels.numpy())
         print(f"labels: {out.with_name(out.stem + '.labels.npy')}")
     if args.plot:
         data = c.dataset.reference(min(args.n, 5000), seed=args.seed + 1).x

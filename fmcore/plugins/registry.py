@@ -22,7 +22,7 @@ BUILTIN_PACKAGES: dict[str, dict[str, str]] = {
     "objective": {n: "fmcore-objectives" for n in ("cfm", "dsm", "ddpm")},
     "network": {n: "fmcore-networks" for n in ("mlp", "unet", "oracle")},
     "sampler": {n: "fmcore-samplers" for n in ("euler", "heun", "euler_maruyama", "langevin", "pc",
-                                                            "ddim", "dpm_solver_pp", "unipc", "edm")},
+                                                            "ddim", "dpm_solver_pp", "unipc", "edm", "adams")},
     "grid": {n: "fmcore-samplers" for n in ("uniform", "data", "angle", "karras", "logsnr", "times")},
     "time_density": {n: "fmcore-objectives" for n in ("uniform", "logit_normal")},
     "diffusion": {n: "fmcore-samplers" for n in ("path", "constant", "zero")},

@@ -1,6 +1,7 @@
 """Entry point of the fmcore-samplers package: samplers, time grids and diffusions."""
 
 from fmcore import PathDiffusion, UniformGrid, hookimpl
+from fmcore_samplers.adams import Adams
 from fmcore_samplers.ddim import DDIM
 from fmcore_samplers.diffusions import ConstantDiffusion, ZeroDiffusion
 from fmcore_samplers.dpm_solver_pp import DPMSolverPP
@@ -25,6 +26,7 @@ def register_samplers(register):
     register("dpm_solver_pp", DPMSolverPP)
     register("unipc", UniPC)
     register("edm", EDM)
+    register("adams", Adams)
 
 
 @hookimpl

@@ -83,3 +83,36 @@ def test_nfe_trajectory_and_needs():
         assert torch.isfinite(out.x).all()
     assert not Adams(AdamsOptions()).needs().gaussian_path
     assert Adams(AdamsOptions(variable="angle")).needs().gaussian_path
+
+
+ORACLE = """
+[data]
+name = "8gaussians"
+[path]
+name = "condot"
+[objective]
+name = "cfm"
+[network]
+name = "oracle"
+[sampler]
+name = "adams"
+steps = 60
+"""
+
+
+def test_fm_sample_with_adams(fm, write_recipe, tmp_path):
+    """`fm sample RUN --sampler adams` lands close to the recipe's 60-step samples of the same exact CondOT run: at
+    NFE 10 in t, and at NFE 20 in the angle variables read along VP (`--path vp`); a bad option exits 2."""
+    assert fm("oracle", write_recipe(ORACLE), "--run-dir", tmp_path / "run")[0] == 0
+    common = ("--n", 128, "--seed", 1, "--device", "cpu")
+    assert fm("sample", tmp_path / "run", "--out", tmp_path / "fine.npy", *common)[0] == 0
+    fine = np.load(tmp_path / "fine.npy")
+    angle = ("--set", "sampler.variable=angle", "--set", "sampler.grid=angle", "--path", "vp")
+    for name, steps, extra, bound in (("t", 10, (), 0.05), ("angle", 20, angle, 0.01)):  # measured 0.021, 0.0020
+        code, out, err = fm("sample", tmp_path / "run", "--sampler", "adams", "--set", f"sampler.steps={steps}",
+                            *extra, "--out", tmp_path / f"{name}.npy", *common)
+        assert code == 0 and f"({steps} network evaluations each" in out, err
+        assert np.linalg.norm(np.load(tmp_path / f"{name}.npy") - fine, axis=1).mean() < bound, name
+    code, _, err = fm("sample", tmp_path / "run", "--sampler", "adams", "--set", "sampler.order=5",
+                      "--out", tmp_path / "x.npy", *common)
+    assert code == 2 and "order" in err

@@ -134,9 +134,10 @@ FAST = {
                                                               grid=choice("grid", "angle"))),
     "adams 3 angle, angle grid": lambda: Adams(AdamsOptions(steps=16, order=3, variable="angle",
                                                             grid=choice("grid", "angle"))),
-    "adams 4 angle, data grid rho 1.5": lambda: Adams(AdamsOptions(steps=16, variable="angle",
+    "adams 4 angle, data grid rho 1.5": lambda: Adams(AdamsOptions(steps=16, order=4, variable="angle",
                                                                    grid=choice("grid", "data", rho=1.5))),
-    "adams (defaults: 4 t, data grid rho 1.1)": lambda: Adams(AdamsOptions(steps=16)),
+    "adams 4 t, data grid rho 1.1": lambda: Adams(AdamsOptions(steps=16, order=4)),
+    "adams (defaults: 2 t, data grid rho 1.1)": lambda: Adams(AdamsOptions(steps=16)),
 }
 
 

@@ -58,13 +58,15 @@ def test_convergence_orders(name, variable):
 
 
 def test_ring_condot_nfe_10_is_below_half_of_diffusers():
-    """Issue 14's headline on the ring mixture (8 components of std 0.5 on radius 4): the default (order 4 in t,
-    'data' grid rho 1.1, chosen on random mixtures) at NFE 10 ends within 0.0095 of the exact flow (measured
-    0.0049; diffusers' best 0.019); from t = 0 (alpha = 0) to t = 1 (beta = 0), both ends included."""
+    """Issue 14's headline on the ring mixture (8 components of std 0.5 on radius 4): order 4 in t on the 'data'
+    grid rho 1.1 (the best setting at NFE 10 on random mixtures, bench/fast_samplers.py --select) ends within 0.0095
+    of the exact flow at NFE 10 (measured 0.0049; diffusers' best 0.019), from t = 0 (alpha = 0) to t = 1
+    (beta = 0), both ends included. The default, order 2, measures 0.0129 there."""
     angle = torch.linspace(0, 2 * math.pi, 9, dtype=torch.float64)[:-1]
     ring = GaussianMixture.isotropic(torch.stack([4 * angle.cos(), 4 * angle.sin()], 1), 0.5)
     field, x0, noise, ref = problem(PATHS["condot"], (0.0, 1.0), ring, n=256)
-    assert error(Adams(AdamsOptions(steps=10)), field, x0, noise, ref) < 0.0095
+    assert error(Adams(AdamsOptions(steps=10, order=4)), field, x0, noise, ref) < 0.0095
+    assert error(Adams(AdamsOptions(steps=10)), field, x0, noise, ref) < 0.019
 
 
 def test_nfe_trajectory_and_needs():

@@ -31,8 +31,9 @@ VARIABLES = ("t", "angle")
 class AdamsOptions(SamplerOptions):
     grid: Choice = nested("grid", "data", DataGrid, "time grid (default 'data' with rho = 1.1: chosen on random "
                           "mixtures, docs/fast-sampling.md)", rho=1.1)
-    order: int = help_field(4, "predictor order (1 to 4: Adams–Bashforth through the last `order` velocities); "
-                            "the corrector (Adams–Moulton) adds one", validator=one_of(ORDERS))
+    order: int = help_field(2, "predictor order (1 to 4: Adams–Bashforth through the last `order` velocities; the "
+                            "corrector adds one). 2: stable on trained models at NFE 10; 4: the most accurate on "
+                            "smooth fields (docs/fast-sampling.md)", validator=one_of(ORDERS))
     variable: str = help_field("t", "integration variable: 't' (x over t, any path), or 'angle' (x / nu over "
                                "theta = atan2(beta, alpha); Gaussian paths: finite where VP's velocity is not)",
                                validator=one_of(VARIABLES))

@@ -1,6 +1,6 @@
 """Few-step samplers on the exact field of a Gaussian mixture: endpoint error versus NFE, per sampler and grid.
 
-    python bench/fast_samplers.py [--n 256] [--random 20] [--orders]
+    python bench/fast_samplers.py [--n 256] [--random 20] [--orders] [--select 40] [--no-tables]
 
 The mixture: 8 components of std 0.5 on the circle of radius 4 (float64). For VP (beta 0.1 -> 20) and CondOT,
 the exact data-prediction oracle (time range [0, 1]: both ends included) is integrated from exact draws of
@@ -8,7 +8,8 @@ p_0 to t = 1 by every sampler x grid at NFE 5, 8, 10, 15, 20, 25; the error is t
 endpoints to fmcore.core.oracle.reference_flow (RK4 in the angle variables with the exact data and noise
 predictions, 1,000 steps; 1,000 and 2,000 steps differ by ~1e-12). ``--orders`` fits log-log slopes on NFE
 50..400 (logsnr grid, on [0, 1] and on [0.01, 0.99]); ``--random K`` compares, on K random std-0.5
-mixtures on VP, few-step samplers at NFE 16 with Euler at NFE 64 (bench/samplers.py's comparison).
+mixtures on VP, few-step samplers at NFE 16 with Euler at NFE 64 (bench/samplers.py's comparison); ``--select K``
+compares adams settings on K random CondOT mixtures (how its defaults were chosen; the ring only validates).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 from fmcore_paths.condot import CondOTOptions, CondOTPath
 from fmcore_paths.vp import VPOptions, VPPath
+from fmcore_samplers.adams import Adams, AdamsOptions
 from fmcore_samplers.ddim import DDIM, DDIMOptions
 from fmcore_samplers.dpm_solver_pp import DPMSolverOptions, DPMSolverPP
 from fmcore_samplers.edm import EDM, EDMOptions
@@ -35,7 +37,7 @@ NFES = [5, 8, 10, 15, 20, 25]
 ORDER_NFES = [50, 100, 200, 400]
 #: grid name -> (registered grid, its options)
 GRIDS = {"uniform": ("uniform", {}), "logsnr": ("logsnr", {}), "karras": ("karras", {}), "angle": ("angle", {}),
-         "data": ("data", {}), "data rho 1.25": ("data", {"rho": 1.25})}
+         "data": ("data", {}), "data rho 1.25": ("data", {"rho": 1.25}), "data rho 1.1": ("data", {"rho": 1.1})}
 #: the issue's table: the best of diffusers' solvers (DDIM, DPM-Solver++ 2M/3M, UniPC 2/3) at each NFE
 DIFFUSERS = {"vp": [0.187, 0.143, 0.123, 0.067, 0.029, 0.017], "condot": [0.136, 0.047, 0.019, 0.0072, 0.0019, 0.00064]}
 PATHS = {"vp": VPPath(VPOptions()), "condot": CondOTPath(CondOTOptions())}
@@ -59,6 +61,9 @@ def samplers(grid: str) -> dict:
             lambda n, o=order, i=how: UniPC(UniPCOptions(steps=n, order=o, grid=g, interpolation=i)))
     # Heun's last evaluation would be VP's velocity at t = 1 (infinite d_beta): Euler last, NFE = 2 steps - 1 <= n
     table["edm (heun)"] = lambda n: EDM(EDMOptions(steps=(n + 1) // 2, euler_last=True, grid=g))
+    for order, variable in ((2, "t"), (3, "t"), (4, "t"), (3, "angle"), (4, "angle")):
+        table[f"adams {order}" + (" angle" if variable == "angle" else "")] = (
+            lambda n, o=order, v=variable: Adams(AdamsOptions(steps=n, order=o, variable=v, grid=g)))
     return table
 
 
@@ -127,7 +132,56 @@ FAST = {
     "dpm_solver_pp (defaults: 2M time, data grid)": lambda: DPMSolverPP(DPMSolverOptions(steps=16)),
     "unipc 1 log_snr, angle grid": lambda: UniPC(UniPCOptions(steps=16, order=1, interpolation="log_snr",
                                                               grid=choice("grid", "angle"))),
+    "adams 3 angle, angle grid": lambda: Adams(AdamsOptions(steps=16, order=3, variable="angle",
+                                                            grid=choice("grid", "angle"))),
+    "adams 4 angle, data grid rho 1.5": lambda: Adams(AdamsOptions(steps=16, order=4, variable="angle",
+                                                                   grid=choice("grid", "data", rho=1.5))),
+    "adams 4 t, data grid rho 1.1": lambda: Adams(AdamsOptions(steps=16, order=4)),
+    "adams (defaults: 2 t, data grid rho 1.1)": lambda: Adams(AdamsOptions(steps=16)),
 }
+
+
+def random_mixture(gen: torch.Generator) -> GaussianMixture:
+    """bench/samplers.py's random mixture: 2 to 8 components of std 0.5, means N(0, 4 I), weights 0.2 + U(0, 1)."""
+    size = int(torch.randint(2, 9, (1,), generator=gen))
+    means = 2.0 * torch.randn(size, 2, generator=gen)
+    weights = torch.rand(size, generator=gen) + 0.2
+    return GaussianMixture.isotropic(means, 0.5, weights / weights.sum())
+
+
+#: adams settings compared on random mixtures (``--select``): (order, variable, grid, grid options)
+ADAMS_CANDIDATES = [(4, "t", "data", {"rho": 1.0}), (4, "t", "data", {"rho": 1.1}), (4, "t", "data", {"rho": 1.2}),
+                    (4, "t", "data", {"rho": 1.3}), (3, "t", "data", {"rho": 1.1}), (2, "t", "uniform", {}),
+                    (4, "angle", "data", {"rho": 1.1}), (4, "angle", "uniform", {}), (3, "angle", "uniform", {}),
+                    (3, "angle", "angle", {})]
+
+
+def select(k: int, n: int) -> None:
+    """How adams' defaults were chosen: CondOT, ``k`` random mixtures (seed 2024, not the ring), NFE 8 / 10 / 15;
+    geometric mean and median of the endpoint error, wins against unipc's best ring setting (order 1, log_snr,
+    data grid rho 1.1), and, for validation only, the ring's error."""
+    gen = torch.Generator().manual_seed(2024)
+    path = PATHS["condot"]
+    problems = []
+    for mix in [random_mixture(gen) for _ in range(k)] + [ring()]:
+        field, x0, noise = problem(mix, path, n)
+        problems.append((field, x0, noise, reference_flow(mix, path, x0)))
+    print(f"\n### CondOT, {k} random std-0.5 mixtures (seed 2024): adams settings\n")
+    print("| NFE | setting | geometric mean | median | beats unipc 1 log_snr data 1.1 | ring |")
+    print("|---|---|---|---|---|---|")
+    for nfe in (8, 10, 15):
+        base = UniPC(UniPCOptions(steps=nfe, order=1, interpolation="log_snr", grid=choice("grid", "data", rho=1.1)))
+        base_errs = [error(base, *p) for p in problems]
+        rows = [("unipc 1 log_snr, data rho 1.1", base_errs)]
+        for order, variable, grid, options in ADAMS_CANDIDATES:
+            sampler = Adams(AdamsOptions(steps=nfe, order=order, variable=variable,
+                                         grid=choice("grid", grid, **options)))
+            label = f"adams {order} {variable}, {grid}" + "".join(f" rho {v:g}" for v in options.values())
+            rows.append((label, [error(sampler, *p) for p in problems]))
+        for label, errs in rows:
+            rnd, wins = np.array(errs[:-1]), sum(e < b for e, b in zip(errs[:-1], base_errs[:-1], strict=True))
+            print(f"| {nfe} | {label} | {np.exp(np.log(rnd).mean()):.2e} | {np.median(rnd):.2e} | {wins} / {k} | "
+                  f"{errs[-1]:.2e} |", flush=True)
 
 
 def random_mixtures(k: int, n: int) -> None:
@@ -138,10 +192,7 @@ def random_mixtures(k: int, n: int) -> None:
     path = PATHS["vp"]
     errors = {name: [] for name in [*FAST, "euler 64"]}
     for _ in range(k):
-        size = int(torch.randint(2, 9, (1,), generator=gen))
-        means = 2.0 * torch.randn(size, 2, generator=gen)
-        weights = torch.rand(size, generator=gen) + 0.2
-        mix = GaussianMixture.isotropic(means, 0.5, weights / weights.sum())
+        mix = random_mixture(gen)
         field, x0, noise = problem(mix, path, n)
         ref = reference_flow(mix, path, x0)
         for name, make in FAST.items():
@@ -163,6 +214,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=256)
     p.add_argument("--random", type=int, default=0, metavar="K")
     p.add_argument("--orders", action="store_true")
+    p.add_argument("--select", type=int, default=0, metavar="K", help="adams settings on K random CondOT mixtures")
     p.add_argument("--no-tables", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -173,6 +225,8 @@ def main() -> None:
         orders(args.n)
     if args.random:
         random_mixtures(args.random, args.n)
+    if args.select:
+        select(args.select, args.n)
     print(f"\n({time.perf_counter() - start:.0f} s)")
 
 

@@ -57,7 +57,7 @@ class FixedLabels(torch.nn.Module):
         return self.net(x, t, self.labels[: x.shape[0]])
 
 
-SAMPLERS = ("euler", "heun", "euler_maruyama", "ddim", "dpm_solver_pp", "unipc", "edm")
+SAMPLERS = ("euler", "heun", "euler_maruyama", "ddim", "dpm_solver_pp", "unipc", "edm", "adams")
 
 
 @pytest.mark.parametrize("sampler_name", SAMPLERS)

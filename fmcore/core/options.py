@@ -57,7 +57,8 @@ def one_of(choices: Collection[str]):
         if value not in choices:
             from fmcore.core.errors import did_you_mean
 
-            _fail(attribute, value, f"one of {', '.join(repr(c) for c in choices)}{did_you_mean(value, choices)}")
+            hint = did_you_mean(value, choices) if isinstance(value, str) else ""  # ints: no spelling to suggest
+            _fail(attribute, value, f"one of {', '.join(repr(c) for c in choices)}{hint}")
 
     check.choices = tuple(choices)  # read by fmcore.testing to draw accepted values
     return check

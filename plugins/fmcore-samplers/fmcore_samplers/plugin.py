@@ -1,6 +1,7 @@
 """Entry point of the fmcore-samplers package: samplers, time grids and diffusions."""
 
 from fmcore import PathDiffusion, UniformGrid, hookimpl
+from fmcore_samplers.adams import Adams
 from fmcore_samplers.ddim import DDIM
 from fmcore_samplers.diffusions import ConstantDiffusion, ZeroDiffusion
 from fmcore_samplers.dopri5 import Dopri5
@@ -29,6 +30,7 @@ def register_samplers(register):
     register("edm", EDM)
     register("dopri5", Dopri5)
     register("rk4", RK4)
+    register("adams", Adams)
 
 
 @hookimpl

@@ -11,7 +11,7 @@ Two audiences, one import:
   Everything a plugin needs is importable from ``fmcore`` itself, whatever the internal layout.
 """
 
-from fmcore.core.coupling import Coupling, Independent
+from fmcore.core.coupling import Coupling, Independent, StoredPairs
 from fmcore.core.dataset import ArrayDataset, Batch, Dataset
 from fmcore.core.diffusion import Diffusion, PathDiffusion, reverse_diffusion_sq
 from fmcore.core.errors import FmError
@@ -62,6 +62,6 @@ __all__ = [
     "SampleResult", "Sampler", "SamplerOptions", "Schedule", "TimeDensity", "TimeGrid", "UniformGrid", "UniformTimes",
     "affine_grid", "as_time", "convert", "euler_step", "expand_like", "help_field", "hookimpl", "in_range", "nested",
     "non_negative", "one_of", "oracle_field", "positive", "positive_ints", "reverse_diffusion_sq", *_API,
-    "Coupling", "Independent",
+    "Coupling", "Independent", "StoredPairs",
 ]
 __all__ += ["LikelihoodOptions", "LogDensity", "log_prob"]

@@ -44,7 +44,7 @@ from fmcore.plugins.hookspecs import hookimpl
 __version__ = "0.2.0"
 
 #: the Python API, imported on first use (fmcore.api pulls in accelerate and the training loop)
-_API = ("load_recipe", "train", "load_run", "make_oracle_run", "Run", "build", "choice")
+_API = ("load_recipe", "train", "load_run", "make_oracle_run", "Run", "build", "choice", "reflow")
 
 
 def __getattr__(name: str):

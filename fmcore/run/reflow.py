@@ -187,7 +187,9 @@ def reflow(source: OpenedRun, new_dir: str | Path, n: int, registry: Registry, *
         drawn = draw_pairs(source, folder, manifest, device, progress)
         started = (new_dir / RECIPE).is_file()
         if started:
-            diff = _differences(recipe.to_dict(), recipe_from_dict(read_toml(new_dir / RECIPE), registry).to_dict())
+            there = recipe_from_dict(read_toml(new_dir / RECIPE), registry).to_dict()
+            there["data"]["path"] = str(folder.resolve())  # the run's own pairs, wherever the folder was then
+            diff = _differences(recipe.to_dict(), there)
             if diff:
                 raise FmError(f"{new_dir} already trains a recipe that differs from what this command asks ("
                               f"{'; '.join(diff)}); rerun with the same options to continue it, or continue it "

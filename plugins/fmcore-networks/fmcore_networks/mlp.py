@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import attrs
 import torch
 from torch import Tensor, nn
 
 from fmcore import DataInfo, Network
 from fmcore.core.network import ACTIVATIONS, SinusoidalTimeEmbedding
-from fmcore.core.options import help_field, in_range, one_of, positive, positive_ints
+from fmcore.core.options import help_field, one_of, positive, positive_ints
 
 
 @attrs.define(kw_only=True)
@@ -20,11 +18,6 @@ class MLPOptions:
     activation: str = help_field("silu", "activation between layers", validator=one_of(tuple(ACTIVATIONS)))
     time_dim: int = help_field(64, "size of the sinusoidal time embedding (even)", validator=positive)
     class_dim: int = help_field(32, "size of the class embedding (conditional data only)", validator=positive)
-    fourier_features: int = help_field(0, "m random Fourier features of x added to the input, [sin(2 pi B x), "
-                                       "cos(2 pi B x)] with B ~ N(0, fourier_scale^2) fixed (0: none)",
-                                       validator=in_range(0, 2**20))
-    fourier_scale: float = help_field(1.0, "standard deviation of the Fourier frequencies B (cycles per unit of x)",
-                                      validator=positive)
 
 
 class MLP(Network):
@@ -36,11 +29,7 @@ class MLP(Network):
         super().__init__(options, info)
         self.time_embedding = SinusoidalTimeEmbedding(options.time_dim)
         dim = int(torch.Size(info.shape).numel())
-        width = dim + options.time_dim + 2 * options.fourier_features
-        # fixed frequencies, a function of the options alone (drawn from seed 0, not saved with the weights)
-        b = torch.randn(options.fourier_features, dim, generator=torch.Generator().manual_seed(0), device="cpu")
-        self.register_buffer("frequencies", (2 * math.pi * options.fourier_scale * b).to(torch.empty(()).device),
-                             persistent=False)
+        width = dim + options.time_dim
         if info.num_classes:
             self.class_embedding = nn.Embedding(info.num_classes + 1, options.class_dim)
             width += options.class_dim
@@ -53,9 +42,6 @@ class MLP(Network):
 
     def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
         parts = [x.flatten(1), self.time_embedding(t).to(x.dtype)]
-        if self.options.fourier_features:
-            args = x.flatten(1) @ self.frequencies.to(x.dtype).T
-            parts += [args.sin(), args.cos()]
         if self.info.num_classes:
             if cond is None:
                 cond = torch.full((x.shape[0],), self.info.null_label, device=x.device, dtype=torch.long)

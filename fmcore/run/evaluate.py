@@ -2,8 +2,8 @@
 
 2D (and any vector) data: exact W2 and the energy distance, and the data set's own measures (e.g. the moons'
 thickness) beside the data's (taken on 100,000 fresh points); with the Sobol source, the same for samples from a
-quasi-random prior beside those from iid draws. Image data ([C, H, W]): Fréchet distance in a feature network's space, classifier
-accuracy and a memorisation signal (:mod:`fmcore.run.features`).
+quasi-random prior beside those from iid draws. Image data ([C, H, W]): Fréchet distance in a feature network's
+space, classifier accuracy and a memorisation signal (:mod:`fmcore.run.features`).
 """
 
 from __future__ import annotations

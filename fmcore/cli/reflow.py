@@ -17,8 +17,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                        "one-step distillation")
     r.add_argument("run_dir", help="the trained run whose flow makes the pairs")
     r.add_argument("--pairs", type=positive_int, required=True, help="number of (noise, endpoint) pairs to draw")
-    r.add_argument("--run-dir", dest="new_dir", required=True,
-                   help="the new run (its pairs in RUN_DIR/pairs); rerun the same command to continue it")
+    r.add_argument("--run-dir", dest="new_dir", metavar="NEW", required=True,
+                   help="the new run (its pairs in NEW/pairs); rerun the same command to continue it")
     r.add_argument("--distill", action="store_true",
                    help="train a one-step map (CondOT: v(eps, 0) regressed on endpoint - eps; sampled by one Euler "
                    "step) instead of a reflowed flow")

@@ -1,7 +1,7 @@
 """Reflow and one-step distillation on moons: W2 at Euler NFE 1, 2, 4 (and 100) before and after, and the
 straightness of the trajectories.
 
-    python bench/reflow.py [--seeds 0 1 2] [--steps 3000] [--pairs 20000] [--out bench_reflow] [--img docs/img]
+    python bench/reflow.py [--seeds 0 1 2] [--steps 3000] [--pairs 20000] [--out runs/bench_reflow] [--img docs/img]
 
 Per seed: (1) the original run, examples/recipes/moons.toml (CondOT, CFM with the stable target, MLP 3 x 256,
 batch 512, Adam 2e-3, cosine, EMA 0.999) for ``--steps`` steps; (2) ``fmcore.reflow`` with ``--pairs`` pairs
@@ -128,7 +128,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--pairs", type=int, default=20000)
-    ap.add_argument("--out", type=Path, default=Path("bench_reflow"))
+    ap.add_argument("--out", type=Path, default=Path("runs/bench_reflow"))
     ap.add_argument("--img", type=Path, help="write the pictures of the first seed here (e.g. docs/img)")
     args = ap.parse_args()
     ds = fmcore.choice("dataset", "moons").create()

@@ -11,7 +11,7 @@ Two audiences, one import:
   Everything a plugin needs is importable from ``fmcore`` itself, whatever the internal layout.
 """
 
-from fmcore.core.coupling import Coupling, Independent
+from fmcore.core.coupling import Coupling, Independent, StoredPairs
 from fmcore.core.dataset import ArrayDataset, Batch, Dataset
 from fmcore.core.diffusion import Diffusion, PathDiffusion, reverse_diffusion_sq
 from fmcore.core.errors import FmError
@@ -44,7 +44,7 @@ from fmcore.plugins.hookspecs import hookimpl
 __version__ = "0.2.0"
 
 #: the Python API, imported on first use (fmcore.api pulls in accelerate and the training loop)
-_API = ("load_recipe", "train", "load_run", "make_oracle_run", "Run", "build", "choice")
+_API = ("load_recipe", "train", "load_run", "make_oracle_run", "Run", "build", "choice", "reflow")
 
 
 def __getattr__(name: str):
@@ -62,6 +62,6 @@ __all__ = [
     "SampleResult", "Sampler", "SamplerOptions", "Schedule", "TimeDensity", "TimeGrid", "UniformGrid", "UniformTimes",
     "affine_grid", "as_time", "convert", "euler_step", "expand_like", "help_field", "hookimpl", "in_range", "nested",
     "non_negative", "one_of", "oracle_field", "positive", "positive_ints", "reverse_diffusion_sq", *_API,
-    "Coupling", "Independent",
+    "Coupling", "Independent", "StoredPairs",
 ]
 __all__ += ["LikelihoodOptions", "LogDensity", "log_prob"]

@@ -37,6 +37,7 @@ from fmcore.recipe.recipe import Loader, Recipe, RecipeError, choice_to_dict
 from fmcore.recipe.recipe import load_recipe as _load_recipe
 from fmcore.run import likelihood as _likelihood
 from fmcore.run import oracle_run, rundir, training
+from fmcore.run import reflow as _reflow
 from fmcore.run.evaluate import EvalReport
 from fmcore.run.evaluate import evaluate as _evaluate
 from fmcore.run.sampling import balanced_labels, generate
@@ -199,6 +200,24 @@ def load_run(run_dir: str | Path, *, ema: bool = True, sampler: str | None = Non
              registry: Registry | None = None) -> Run:
     """Open a run directory (EMA weights by default); ``sampler``/``overrides`` as ``fm sample``'s."""
     return Run(rundir.open_run(run_dir, registry or get_registry(), ema=ema, overrides=overrides, sampler=sampler))
+
+
+@raises_user_errors
+def reflow(run_dir: str | Path, new_dir: str | Path, pairs: int, *, distill: bool = False, steps: int | None = None,
+           sampler: str | None = None, overrides: list[str] = (), seed: int = 0, chunk: int = 4096, device=None,
+           ema: bool = True, memory_check: bool = True, registry: Registry | None = None,
+           progress=None) -> _reflow.ReflowResult:
+    """``fm reflow``: draw ``pairs`` (noise, endpoint) pairs from the run ``run_dir`` (its ``sampler`` and the
+    ``sampler.KEY=VALUE`` entries of ``overrides``) into ``new_dir/pairs`` and train a new run there on that
+    fixed coupling (``distill``: a one-step map); the other ``overrides`` and ``steps`` change the new run's
+    recipe. A rerun continues the pairs, then the training (docs/couplings.md)."""
+    registry = registry or get_registry()
+    sampler_sets = [o for o in overrides if o.strip().startswith("sampler.")]
+    recipe_sets = [o for o in overrides if not o.strip().startswith("sampler.")]
+    source = rundir.open_run(run_dir, registry, ema=ema, overrides=sampler_sets, sampler=sampler)
+    return _reflow.reflow(source, new_dir, pairs, registry, distill=distill, steps=steps, overrides=recipe_sets,
+                          seed=seed, chunk=chunk, device=rundir.resolve_device(device), memory_check=memory_check,
+                          progress=progress)
 
 
 @raises_user_errors

@@ -19,6 +19,7 @@ from fmcore import Batch, PathSample, ProbabilityPath, Sampler, hookimpl
 from fmcore.plugins.loading import PluginHost
 from fmcore.recipe.build import IncompatibleError, build
 from fmcore.recipe.recipe import RecipeError, recipe_from_dict
+from fmcore.run import pairs
 from fmcore.run.sampling import generate
 from tests.conftest import MOONS
 
@@ -74,8 +75,10 @@ def contract(tmp_path_factory):
         (root / "images" / label).mkdir(parents=True)
         for i in range(3):
             Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(root / "images" / label / f"{i}.png")
+    pairs.write_manifest(root / "pairs", {"n": 64, "chunk": 64, "shape": [2], "num_classes": 0})
+    pairs.save_chunk(root / "pairs", 0, torch.randn(64, 2), torch.randn(64, 2), None)
     data_options = {"file": {"path": str(root / "points.npy")},
-                    "image_folder": {"path": str(root / "images"), "size": 8}}
+                    "image_folder": {"path": str(root / "images"), "size": 8}, "pairs": {"path": str(root / "pairs")}}
     return host, host.registry(), data_options
 
 
@@ -119,7 +122,7 @@ def test_every_combination_is_checked_exactly(contract):
         except IncompatibleError as exc:
             refused += 1
             message = str(exc)
-            sides = [f"[{t}] " for t in ("sampler", "path", "objective", "network", "data")
+            sides = [f"[{t}] " for t in ("sampler", "path", "objective", "network", "data", "coupling")
                      if f"[{t}] " in message or f"[{t}." in message]
             assert len(sides) >= 2, f"{combo}: the refusal does not name both sides: {message}"
             continue

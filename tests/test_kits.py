@@ -24,7 +24,7 @@ from fmcore.testing import (
 
 REGISTRY = get_registry()
 #: data sets that need files: made by fixtures below
-FILE_DATASETS = ("file", "image_folder")
+FILE_DATASETS = ("file", "image_folder", "pairs")
 #: small options per built-in network, and the data each is checked on
 NETWORKS = {
     "mlp": ({"hidden": [16, 16], "time_dim": 8, "class_dim": 4}, (DataInfo((2,)), DataInfo((1, 4, 4), 3))),
@@ -73,6 +73,22 @@ class TestDataset_image_folder(DatasetConformance):
                 Image.fromarray(pixels).save(tmp_path / label / f"{i}.png")
         cls = REGISTRY.get("dataset", "image_folder").cls
         self.dataset = cls(cls.Options(path=str(tmp_path), size=8, channels=3, flip=True))
+
+
+class TestDataset_pairs(DatasetConformance):
+    @pytest.fixture(autouse=True)
+    def _pairs(self, tmp_path):
+        from fmcore.run import pairs
+
+        pairs.write_manifest(tmp_path, {"n": 100, "chunk": 64, "shape": [3], "num_classes": 2})
+        g = torch.Generator().manual_seed(0)
+        for k, count in enumerate((64, 36)):
+            pairs.save_chunk(tmp_path, k, torch.randn(count, 3, generator=g), torch.randn(count, 3, generator=g),
+                             torch.arange(count) % 2)
+        cls = REGISTRY.get("dataset", "pairs").cls
+        self.dataset = cls(cls.Options(path=str(tmp_path)))
+        batch = self.dataset.sample(10, torch.Generator().manual_seed(1))
+        assert batch.noise.shape == batch.x.shape
 
 
 class TestMixtureDataset(DatasetConformance):

@@ -19,7 +19,7 @@ from fmcore.core.errors import EXIT_INTERNAL, Terminated, internal_message, user
 from fmcore.plugins.loading import PluginHost, default_host
 
 #: the command modules, in the order ``fm --help`` lists them; each has ``add_parser(sub)`` and ``run(args, host)``
-COMMANDS = ("train", "sample", "eval", "logp", "oracle", "plugins", "recipe")
+COMMANDS = ("train", "sample", "eval", "logp", "oracle", "reflow", "plugins", "recipe")
 DEBUG_ENV = "FMCORE_DEBUG"
 
 

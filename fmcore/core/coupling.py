@@ -10,18 +10,27 @@ noise is a permutation of iid draws), only the joint law of the pair changes, wh
 Class-aware: with labels, partners are chosen only among points of the same label (the noise rows are split
 into the same groups as the data, so each group's noise is still iid standard normal).
 
+A data set can also store a fixed coupling (``Dataset.pairs``: each point comes with its partner noise in
+``Batch.noise``, e.g. the (noise, endpoint) pairs of a trained flow written by ``fm reflow``); the ``pairs``
+coupling (:attr:`Coupling.stored`) then takes those partners as they are.
+
 Randomness comes only from torch's global generator (saved in every checkpoint), so resume stays exact.
 """
 
 from __future__ import annotations
 
 import abc
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import Tensor
 
+from fmcore.core.errors import FmError
 from fmcore.core.options import NoOptions
+
+if TYPE_CHECKING:
+    from fmcore.core.dataset import Batch
+    from fmcore.core.path import ProbabilityPath
 
 
 def squared_distances(a: Tensor, b: Tensor) -> Tensor:
@@ -38,6 +47,8 @@ class Coupling(abc.ABC):
     Options: ClassVar[type] = NoOptions
     #: True for the coupling that leaves the independent pairs as drawn (objectives need nothing from it)
     independent: ClassVar[bool] = False
+    #: True for a coupling that takes the partners the data set stores beside each point (``Batch.noise``)
+    stored: ClassVar[bool] = False
 
     def __init__(self, options=None):
         self.options = options if options is not None else self.Options()
@@ -58,11 +69,38 @@ class Coupling(abc.ABC):
             idx = self.partners(eps if x0 is None else x0, z, labels)
         return eps[idx], z, labels
 
+    def noise(self, batch: Batch, path: ProbabilityPath) -> Tensor:
+        """The standard normal draw paired with each point of ``batch.x``: the stored partners (``stored``
+        couplings), else iid draws ``randn_like(batch.x)`` paired by :meth:`pair` (left as drawn when
+        ``independent``)."""
+        z = batch.x
+        if self.stored:
+            if batch.noise is None or batch.noise.shape != z.shape:
+                got = "no noise" if batch.noise is None else f"noise of shape {list(batch.noise.shape)}"
+                raise FmError(f"the {type(self).__name__} coupling takes the noise stored beside each data point, "
+                              f"but the batch of data {list(z.shape)} came with {got}; train on a data set of "
+                              "stored pairs ([data] name = 'pairs', written by fm reflow)")
+            return batch.noise
+        eps = torch.randn_like(z)
+        if self.independent:
+            return eps
+        return self.pair(eps, z, batch.labels, x0=path.prior_sample(eps))[0]
+
 
 class Independent(Coupling):
     """Independent pairs, as drawn: ``(eps_i, z_i)`` with ``eps`` and ``z`` independent (plain flow matching)."""
 
     independent = True
+
+    def partners(self, x0: Tensor, z: Tensor, labels: Tensor | None) -> Tensor:
+        return torch.arange(z.shape[0], device=z.device)
+
+
+class StoredPairs(Coupling):
+    """The data set's fixed coupling: each point's partner is the noise stored beside it (``Batch.noise``), e.g.
+    the (noise, endpoint) pairs of a trained flow (rectified flow's reflow, Liu et al. 2022)."""
+
+    stored = True
 
     def partners(self, x0: Tensor, z: Tensor, labels: Tensor | None) -> Tensor:
         return torch.arange(z.shape[0], device=z.device)

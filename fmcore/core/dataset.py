@@ -17,20 +17,25 @@ if TYPE_CHECKING:
 
 @attrs.frozen
 class Batch:
-    """Data ``x`` of shape [N, *shape] and integer labels of shape [N] (or None)."""
+    """Data ``x`` of shape [N, *shape], integer labels of shape [N] (or None) and, from data sets that store a
+    fixed coupling (``Dataset.pairs``), the standard normal draw paired with each point, ``noise`` [N, *shape]."""
 
     x: Tensor
     labels: Tensor | None = None
+    noise: Tensor | None = None
 
     def to(self, device) -> Batch:
         labels = None if self.labels is None else self.labels.to(device)
-        return Batch(self.x.to(device), labels)
+        noise = None if self.noise is None else self.noise.to(device)
+        return Batch(self.x.to(device), labels, noise)
 
 
 class Dataset(abc.ABC):
     """A source of training samples. ``sample`` must only use ``generator`` for its randomness."""
 
     Options: ClassVar[type]
+    #: batches carry each point's stored partner noise (``Batch.noise``): train with the ``pairs`` coupling
+    pairs: ClassVar[bool] = False
 
     @property
     @abc.abstractmethod

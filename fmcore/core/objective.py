@@ -145,9 +145,7 @@ class RegressionObjective(Objective):
         z = batch.x
         o = self.options
         t = self.time_density.times(z.shape[0], self.time_range(path), z.device)
-        eps = torch.randn_like(z)
-        if not self.coupling.independent:
-            eps, z, _ = self.coupling.pair(eps, z, batch.labels, x0=path.prior_sample(eps))
+        eps = self.coupling.noise(batch, path)
         ps = path.sample(z, t, eps)
         cond = self.drop_labels(batch.labels, null_label)
         allowed = None if cond is None or o.target != "stable" else same_condition(batch.labels, cond, null_label)

@@ -17,7 +17,7 @@ from fmcore.plugins.kinds import KINDS
 #: The toolkit's own plugin packages, so that a missing one can be named in an error.
 BUILTIN_PACKAGES: dict[str, dict[str, str]] = {
     "dataset": {n: "fmcore-datasets" for n in ("moons", "8gaussians", "checkerboard", "circles", "spirals", "file",
-                                               "digits", "image_folder", "gaussian_mixture")},
+                                               "digits", "image_folder", "gaussian_mixture", "pairs")},
     "path": {n: "fmcore-paths" for n in ("condot", "vp", "ve")},
     "objective": {n: "fmcore-objectives" for n in ("cfm", "dsm", "ddpm", "ssm")},
     "network": {n: "fmcore-networks" for n in ("mlp", "unet", "oracle")},
@@ -25,10 +25,10 @@ BUILTIN_PACKAGES: dict[str, dict[str, str]] = {
                                                             "ddim", "dpm_solver_pp", "unipc", "edm", "dopri5", "rk4",
                                                             "adams")},
     "grid": {n: "fmcore-samplers" for n in ("uniform", "data", "angle", "karras", "logsnr", "times")},
-    "time_density": {n: "fmcore-objectives" for n in ("uniform", "logit_normal", "power")},
+    "time_density": {n: "fmcore-objectives" for n in ("uniform", "logit_normal", "power", "point")},
     "diffusion": {n: "fmcore-samplers" for n in ("path", "constant", "zero")},
     "feature": {n: "fmcore-datasets" for n in ("digits",)},
-    "coupling": {n: "fmcore-objectives" for n in ("independent", "ot", "sinkhorn")},
+    "coupling": {n: "fmcore-objectives" for n in ("independent", "ot", "sinkhorn", "pairs")},
 }
 
 

@@ -95,4 +95,22 @@ def compatibility_problems(components, describe: Describe, training: bool = Fals
         problems.append(f"{describe('[coupling]', coupling)} pairs noise with data, but "
                         f"{describe('[objective]', r.objective)} draws its own pairs (it does not use a coupling); "
                         "remove the [coupling] table or use a regression objective (cfm, dsm, ddpm)")
+    problems += stored_pairs_problems(c, describe, data_side)
     return problems
+
+
+def stored_pairs_problems(c, describe: Describe, data_side: str) -> list[str]:
+    """A data set of stored pairs and the coupling that takes them go together; the stable target (a batch
+    posterior that assumes independent pairs) does not fit a fixed coupling."""
+    r, stored = c.recipe, bool(c.coupling is not None and c.coupling.stored)
+    coupling_side = describe("[coupling]", r.choices["coupling"]) if "coupling" in r.choices else "[coupling]"
+    if stored and not type(c.dataset).pairs:
+        return [f"{coupling_side} takes the noise stored beside each data point, but {data_side} stores none; "
+                "train it on [data] name = 'pairs' (the pairs fm reflow writes)"]
+    if type(c.dataset).pairs and not stored:
+        return [f"{data_side} stores a partner noise for each point (a fixed coupling), which {coupling_side} "
+                "would ignore; set [coupling] name = 'pairs'"]
+    if stored and getattr(c.objective.options, "target", "conditional") == "stable":
+        return [f"{describe('[objective]', r.objective)} has target = 'stable', a posterior over the batch that "
+                f"assumes independent noise and data, but {coupling_side} pairs them; set target = 'conditional'"]
+    return []

@@ -1,9 +1,9 @@
 """Evaluation: distances between model samples and fresh data, beside the data-vs-data floor.
 
 2D (and any vector) data: exact W2 and the energy distance, and the data set's own measures (e.g. the moons'
-thickness) beside the data's; with the Sobol source, the same for samples from a quasi-random prior beside
-those from iid draws. Image data ([C, H, W]): Fréchet distance in a feature network's space, classifier
-accuracy and a memorisation signal (:mod:`fmcore.run.features`).
+thickness) beside the data's (taken on 100,000 fresh points); with the Sobol source, the same for samples from a
+quasi-random prior beside those from iid draws. Image data ([C, H, W]): Fréchet distance in a feature network's
+space, classifier accuracy and a memorisation signal (:mod:`fmcore.run.features`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from fmcore.run.rundir import OpenedRun
 from fmcore.run.sampling import generate
 
 MAX_EXACT_W2 = 5000
+#: points of fresh data that the data set's own measures (e.g. the moons' thickness) are taken on
+MEASURE_REFERENCE = 100_000
 
 
 @attrs.frozen
@@ -55,6 +57,15 @@ class EvalReport:
         return out
 
 
+def data_measures(dataset, data, seed: int) -> dict[str, float]:
+    """The data set's measures of its own data, on :data:`MEASURE_REFERENCE` fresh points (at least as many as
+    ``data``): a population value, not one draw's. (On 2,000 moons points at noise 0.05 the thickness has a
+    standard deviation of 1.4% between draws, and fm eval's fixed draw was 2.3% below the population value.)"""
+    if not dataset.measures(data[:2]):
+        return {}
+    return dataset.measures(dataset.reference(max(len(data), MEASURE_REFERENCE), seed=seed + 3_000_003).x)
+
+
 def evaluate(run: OpenedRun, n: int, seed: int = 0, device=None, batch_size: int = 4096, *,
              guidance: float | None = None, features: str | None = None, source: str | None = None) -> EvalReport:
     """W2 and energy distance of ``n`` model samples to ``n`` fresh data points, and the same between two
@@ -81,7 +92,7 @@ def evaluate(run: OpenedRun, n: int, seed: int = 0, device=None, batch_size: int
     if n <= MAX_EXACT_W2:
         out["w2_floor"] = wasserstein2(data2, data)
     out["energy_floor"] = energy_distance(data2, data)
-    out.update({f"{key}_floor": value for key, value in c.dataset.measures(data).items()})
+    out.update({f"{key}_floor": value for key, value in data_measures(c.dataset, data, seed).items()})
     for suffix, src in sources.items():
         with blame(f"{c.who('sampler')} on {c.who('network')}", "sampling"):
             samples = generate(c.field(), c.sampler, n, c.dataset.info.shape, seed=seed, device=device,

@@ -31,3 +31,17 @@ def energy_distance(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> float:
     """``2 E||X - Y|| - E||X - X'|| - E||Y - Y'||`` (V-statistic; >= 0, 0 iff the laws agree)."""
     a, b = torch.from_numpy(_flat(a)), torch.from_numpy(_flat(b))
     return float(2 * torch.cdist(a, b).mean() - torch.cdist(a, a).mean() - torch.cdist(b, b).mean())
+
+
+def straightness(trajectory: Tensor, times: Tensor) -> float:
+    """``S = E_i int_0^1 ||v_i(t) - (x_i(1) - x_i(0))||^2 dt`` (Liu et al. 2022; 0 for straight paths) from
+    trajectories [K + 1, N, ...] on ``times`` [K + 1], with time rescaled to [0, 1] and ``v`` the difference
+    quotient of each step (for Euler exactly the velocity it evaluated): ``sum_k dt_k ||dx_k / dt_k - (x_K -
+    x_0)||^2``, averaged over the N paths."""
+    x = trajectory.double().flatten(2)
+    t = times.double().to(x.device)
+    t = (t - t[0]) / (t[-1] - t[0])
+    dt = (t[1:] - t[:-1])[:, None, None]
+    v = (x[1:] - x[:-1]) / dt
+    chord = (x[-1] - x[0])[None]
+    return float(((v - chord) ** 2).sum(-1).mul(dt[..., 0]).sum(0).mean())

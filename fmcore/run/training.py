@@ -486,12 +486,7 @@ def train(recipe: Recipe, registry: Registry, run_dir: str | Path, resume: bool 
         lock = RunLock(run_dir).acquire()
     try:
         check_run_dir(run_dir, resume)  # under the lock: a second writer is told who holds it, above
-        trainer = Trainer(recipe, registry, run_dir, resume, memory_check)
-        if trainer.acc.is_main_process and not resume:
-            ckpt.write_text_atomic(run_dir / rundir.RECIPE, recipe.to_toml())
-            rundir.write_provenance(run_dir, recipe, registry)
-        trainer.acc.wait_for_everyone()
-        return trainer.train()
+        return train_locked(recipe, registry, run_dir, resume, memory_check)
     except BaseException:
         if created and lock is not None and run_dir.is_dir() and not _contents(run_dir):
             (run_dir / LOCK).unlink(missing_ok=True)  # nothing was written: leave no directory behind
@@ -500,3 +495,15 @@ def train(recipe: Recipe, registry: Registry, run_dir: str | Path, resume: bool 
     finally:
         if lock is not None:
             lock.release()
+
+
+def train_locked(recipe: Recipe, registry: Registry, run_dir: Path, resume: bool = False,
+                 memory_check: bool = True) -> TrainResult:
+    """Train into ``run_dir``, whose lock the caller holds (the main process) and which it has checked; a fresh
+    run writes its recipe and provenance first."""
+    trainer = Trainer(recipe, registry, run_dir, resume, memory_check)
+    if trainer.acc.is_main_process and not resume:
+        ckpt.write_text_atomic(run_dir / rundir.RECIPE, recipe.to_toml())
+        rundir.write_provenance(run_dir, recipe, registry)
+    trainer.acc.wait_for_everyone()
+    return trainer.train()

@@ -5,6 +5,7 @@ from fmcore_datasets.digits import Digits, DigitsFeatures
 from fmcore_datasets.file import FileDataset
 from fmcore_datasets.gaussian_mixture import GaussianMixtureData
 from fmcore_datasets.image_folder import ImageFolder
+from fmcore_datasets.pairs import PairsDataset
 from fmcore_datasets.toy2d import Checkerboard, Circles, EightGaussians, Moons, Spirals
 
 
@@ -19,6 +20,7 @@ def register_datasets(register):
     register("digits", Digits)
     register("image_folder", ImageFolder)
     register("gaussian_mixture", GaussianMixtureData)
+    register("pairs", PairsDataset)
 
 
 @hookimpl

@@ -1,10 +1,10 @@
 """Entry point of the fmcore-objectives package: objectives, training-time densities and couplings."""
 
-from fmcore import Independent, UniformTimes, hookimpl
+from fmcore import Independent, StoredPairs, UniformTimes, hookimpl
 from fmcore_objectives.couplings import ExactOT, Sinkhorn
 from fmcore_objectives.objectives import CFM, DDPM, DSM
 from fmcore_objectives.ssm import SSM
-from fmcore_objectives.timedensities import LogitNormal, Power
+from fmcore_objectives.timedensities import LogitNormal, Point, Power
 
 
 @hookimpl
@@ -20,6 +20,7 @@ def register_time_densities(register):
     register("uniform", UniformTimes)
     register("logit_normal", LogitNormal)
     register("power", Power)
+    register("point", Point)
 
 
 @hookimpl
@@ -27,3 +28,4 @@ def register_couplings(register):
     register("independent", Independent)
     register("ot", ExactOT)
     register("sinkhorn", Sinkhorn)
+    register("pairs", StoredPairs)

@@ -69,9 +69,7 @@ class SSM(Objective):
         o = self.options
         z = batch.x
         t = self.time_density.times(z.shape[0], self.time_range(path), z.device)
-        eps = torch.randn_like(z)
-        if not self.coupling.independent:
-            eps, z, _ = self.coupling.pair(eps, z, batch.labels, x0=path.prior_sample(eps))
+        eps = self.coupling.noise(batch, path)
         ps = path.sample(z, t, eps)
         cond = self.drop_labels(batch.labels, null_label)
         m = o.projections

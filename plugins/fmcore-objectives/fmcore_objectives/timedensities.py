@@ -6,7 +6,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from fmcore import TimeDensity, help_field, non_negative, positive
+from fmcore import TimeDensity, help_field, in_range, non_negative, positive
 
 
 @attrs.define(kw_only=True)
@@ -39,3 +39,20 @@ class Power(TimeDensity):
 
     def sample(self, n: int, device, generator: torch.Generator | None = None) -> Tensor:
         return torch.rand(n, device=device, generator=generator) ** (1.0 / self.options.power)
+
+
+@attrs.define(kw_only=True)
+class PointOptions:
+    at: float = help_field(0.0, "the one training time u in [0, 1] (0: the noise end of the objective's time range)",
+                           validator=in_range(0.0, 1.0))
+
+
+class Point(TimeDensity):
+    """Every training time at one point, ``u = at``. With ``at = 0`` on CondOT and stored (noise, endpoint)
+    pairs, CFM regresses ``v(eps, 0)`` on ``z - eps``: a one-step map, one Euler step from 0 to 1 lands on the
+    endpoint (``fm reflow --distill``, docs/couplings.md)."""
+
+    Options = PointOptions
+
+    def sample(self, n: int, device, generator: torch.Generator | None = None) -> Tensor:
+        return torch.full((n,), self.options.at, device=device)

@@ -23,12 +23,13 @@ import attrs
 import torch
 from torch import Tensor
 
-from fmcore.core.errors import FmError, raises_user_errors
+from fmcore.core.errors import FmError, did_you_mean, listing, raises_user_errors
 from fmcore.core.field import Field
 from fmcore.core.likelihood import LikelihoodOptions, LogDensity
 from fmcore.core.options import Choice
 from fmcore.core.sampler import Sampler, SampleResult
 from fmcore.core.transform import transform_field
+from fmcore.plugins.kinds import KINDS, kind_named
 from fmcore.plugins.loading import get_registry
 from fmcore.plugins.registry import Registry
 from fmcore.recipe import build as _build
@@ -54,7 +55,12 @@ def load_recipe(path: str | Path, overrides: list[str] = (), registry: Registry 
 @raises_user_errors
 def choice(kind: str, name: str, registry: Registry | None = None, **options: Any) -> Choice:
     """A component chosen by name with ``options`` (for options that are components in Python code, e.g.
-    ``HeunOptions(grid=fmcore.choice("grid", "angle"))``); problems are reported like a recipe's."""
+    ``HeunOptions(grid=fmcore.choice("grid", "angle"))``); ``kind`` may also be a recipe table (``"data"``);
+    problems are reported like a recipe's."""
+    resolved = kind_named(kind)
+    if resolved is None:
+        raise FmError(f"unknown component kind {kind!r}{did_you_mean(kind, KINDS)}; kinds: {listing(KINDS)}")
+    kind = resolved
     loader = Loader(registry or get_registry())
     made = loader.choice(kind, {"name": name, **options}, f"{kind} {name!r}")
     if loader.problems:

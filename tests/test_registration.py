@@ -85,3 +85,11 @@ def test_a_bad_registration_breaks_only_its_plugin(fm):
     assert "broken plugins:\n  baddefault (bad-pkg ): hook register_samplers raised: FmError: bad-pkg registers " \
            "sampler 'custom': the defaults of its options class BadDefault fail its own checks" in out
     assert "euler" in out
+
+
+def test_python_choice_takes_a_kind_or_a_table_and_names_an_unknown_kind():
+    import fmcore
+
+    assert fmcore.choice("data", "moons").kind == "dataset"
+    with pytest.raises(FmError, match="unknown component kind 'grids' \\(did you mean 'grid'\\?\\)"):
+        fmcore.choice("grids", "uniform")

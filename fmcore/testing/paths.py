@@ -219,8 +219,8 @@ def check_path_lean_coefficients(path: GaussianPath, n: int = 64) -> None:
     full = path.coefficients(t)
     alpha, beta = path.signal_noise(t_x)
     pieces = {"signal_noise alpha": alpha, "signal_noise beta": beta}
-    pieces.update(zip(("rates d_alpha", "rates d_beta"), path.rates(t_x, alpha, beta)))
-    for (what, got), want in zip(pieces.items(), full):
+    pieces.update(zip(("rates d_alpha", "rates d_beta"), path.rates(t_x, alpha, beta), strict=True))
+    for (what, got), want in zip(pieces.items(), full, strict=True):
         if isinstance(got, Tensor) and tuple(got.shape) != (n, 1):
             raise AssertionError(f"{what} has shape {tuple(got.shape)} for times of shape ({n}, 1); it must keep "
                                  "the shape of t (or be a Python float where it is constant)")

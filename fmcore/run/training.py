@@ -37,6 +37,7 @@ from fmcore.recipe.train_options import MAX_SEED, TrainOptions
 from fmcore.run import checkpoint as ckpt
 from fmcore.run import plotting, rundir
 from fmcore.run.ema import EMA
+from fmcore.run.loader import POSITION, BatchStream
 from fmcore.run.lock import LOCK, RunLock
 from fmcore.run.sampling import balanced_labels, generate
 
@@ -149,8 +150,13 @@ class Trainer:
         self._signal: int | None = None  # set by the SIGINT/SIGTERM handler
         self._saved_step = -1  # the step of the newest checkpoint this process wrote or resumed from
         self._hold = _parse_hold(os.environ.get(HOLD_ENV, ""))
+        self._stream_start = 0  # streamed micro-batches consumed (restored from the checkpoint)
         if resume:
             self._restore()
+        self.stream = None  # a streaming data set comes through a DataLoader; in-memory ones are sampled directly
+        if getattr(self.c.dataset, "streaming", False):
+            self.stream = BatchStream(self.c.dataset, self.micro, self.o.seed, self.device, rank=self.rank,
+                                      world=self.world, start=self._stream_start, workers=self.o.workers)
 
     # -- checkpoints ------------------------------------------------------------------------------
     def _save_checkpoint(self) -> None:
@@ -161,7 +167,8 @@ class Trainer:
             ckpt.staging_dir(self.run_dir, step)
         acc.wait_for_everyone()
         # the generators, and the losses of the current log interval (so a resumed run logs the same means)
-        ckpt.save_tensors({**ckpt.rng_tensors(), INTERVAL: self._losses[: self._k]},
+        extra = {} if self.stream is None else {POSITION: torch.tensor([self.stream.consumed], dtype=torch.int64)}
+        ckpt.save_tensors({**ckpt.rng_tensors(), INTERVAL: self._losses[: self._k], **extra},
                           tmp / f"rng_{self.rank}.safetensors")
         if acc.is_main_process:
             meta = rundir.network_metadata(self.recipe.network)
@@ -214,6 +221,12 @@ class Trainer:
         rng = path / f"rng_{self.rank}.safetensors"
         tensors = ckpt.load_tensors(rng)[0]
         interval = tensors.pop(INTERVAL, torch.zeros(0))
+        position = tensors.pop(POSITION, None)
+        if getattr(self.c.dataset, "streaming", False):
+            if position is None or position.shape != (1,) or int(position[0]) < 0:
+                raise FmError(f"{rng}: no valid {POSITION} (the position in the streamed data); was the data set "
+                              "changed to a streaming one after training started? Restore the recipe's [data]")
+            self._stream_start = int(position[0])
         if interval.ndim != 1 or interval.shape[0] > self._losses.shape[0]:
             raise FmError(f"{rng}: {INTERVAL} has shape {list(interval.shape)}; expected at most "
                           f"{self._losses.shape[0]} values ([train] log_every x grad_accum): was log_every changed?")
@@ -375,7 +388,7 @@ class Trainer:
             group["lr"] = lr
         grad_norm = None
         for _ in range(o.grad_accum):
-            batch = c.dataset.sample(self.micro).to(self.device)
+            batch = c.dataset.sample(self.micro).to(self.device) if self.stream is None else self.stream.next()
             with acc.accumulate(self.model):
                 loss = c.objective.loss(self.model, c.path, batch, self.info.null_label)
                 acc.backward(loss)

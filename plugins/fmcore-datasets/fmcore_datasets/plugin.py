@@ -5,6 +5,7 @@ from fmcore_datasets.digits import Digits, DigitsFeatures
 from fmcore_datasets.file import FileDataset
 from fmcore_datasets.gaussian_mixture import GaussianMixtureData
 from fmcore_datasets.image_folder import ImageFolder
+from fmcore_datasets.shards import Shards
 from fmcore_datasets.toy2d import Checkerboard, Circles, EightGaussians, Moons, Spirals
 
 
@@ -18,6 +19,7 @@ def register_datasets(register):
     register("file", FileDataset)
     register("digits", Digits)
     register("image_folder", ImageFolder)
+    register("shards", Shards)
     register("gaussian_mixture", GaussianMixtureData)
 
 

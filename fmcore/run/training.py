@@ -13,11 +13,13 @@ flags are combined (all-reduce, max) only at log steps, so every rank takes the 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -142,6 +144,8 @@ class Trainer:
         model = self.c.network.to(self.device)
         self.model, self.opt = self.acc.prepare(model, make_optimizer(model, self.o))
         self.net = self.acc.unwrap_model(self.model)
+        if self.o.compile:
+            self.model = compiled(self.model)  # shares its parameters with self.net (checkpoints, EMA)
         self.ema = EMA(self.net, self.o.ema, self.o.ema_warmup) if self.o.ema > 0 else None
         self.step = 0
         self.skipped = 0
@@ -389,7 +393,7 @@ class Trainer:
         grad_norm = None
         for _ in range(o.grad_accum):
             batch = c.dataset.sample(self.micro).to(self.device) if self.stream is None else self.stream.next()
-            with acc.accumulate(self.model):
+            with acc.accumulate(self.model), compile_errors(self.o.compile):
                 loss = c.objective.loss(self.model, c.path, batch, self.info.null_label)
                 acc.backward(loss)
                 if acc.sync_gradients:
@@ -457,6 +461,34 @@ class Trainer:
             plotting.loss_curve(metrics_file, self.run_dir / "loss.png")
         self.write_preview(self.run_dir / "samples.png")
         return last
+
+
+def compiled(model: torch.nn.Module) -> torch.nn.Module:
+    """``torch.compile(model)``, refused with an FmError where this platform has no TorchDynamo."""
+    import torch._dynamo.eval_frame
+
+    if not torch._dynamo.eval_frame.is_dynamo_supported():
+        raise FmError(f"[train] compile = true: torch.compile is not supported on this platform (torch "
+                      f"{torch.__version__}, Python {sys.version.split()[0]}); set compile = false")
+    return torch.compile(model)
+
+
+@contextlib.contextmanager
+def compile_errors(active: bool):
+    """Turn a failure of torch.compile's backend (it compiles at the first steps: e.g. no working C++ compiler
+    for the CPU backend) into an FmError saying so; other errors pass through unchanged."""
+    if not active:
+        yield
+        return
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    try:
+        yield
+    except BackendCompilerFailed as exc:
+        first = " ".join(str(exc).split())[:400]
+        raise FmError(f"[train] compile = true: torch.compile could not compile the network on this platform "
+                      f"({first}); set compile = false (eager mode), or install what the message names (the CPU "
+                      "backend needs a working C++ compiler)") from None
 
 
 def _parse_hold(text: str) -> tuple[str, int] | None:

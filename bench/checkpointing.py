@@ -20,7 +20,7 @@ from fmcore.plugins.loading import get_registry
 
 CASES = {
     "digits": (dict(channels=16, channel_mult=[1, 2, 2], blocks_per_level=1, attention_levels=[1]), (1, 8, 8)),
-    "rgb32": (dict(channels=64, channel_mult=[1, 2, 2], blocks_per_level=2, attention_levels=[1]), (3, 32, 32)),
+    "rgb32": (dict(channels=32, channel_mult=[1, 2, 2], blocks_per_level=1, attention_levels=[1]), (3, 32, 32)),
 }
 
 

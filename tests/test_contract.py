@@ -74,8 +74,12 @@ def contract(tmp_path_factory):
         (root / "images" / label).mkdir(parents=True)
         for i in range(3):
             Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(root / "images" / label / f"{i}.png")
+    (root / "shards").mkdir()
+    for k in range(2):
+        np.save(root / "shards" / f"s{k}.npy", rng.normal(size=(32, 2)).astype(np.float32))
     data_options = {"file": {"path": str(root / "points.npy")},
-                    "image_folder": {"path": str(root / "images"), "size": 8}}
+                    "image_folder": {"path": str(root / "images"), "size": 8},
+                    "shards": {"path": str(root / "shards")}}
     return host, host.registry(), data_options
 
 

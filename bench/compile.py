@@ -37,7 +37,7 @@ def recipe(name: str, compiled: bool):
         raw = copy.deepcopy(MLP)
         raw["train"]["compile"] = compiled
         return recipe_from_dict(raw, registry), registry
-    return load_recipe(str(DIGITS), [flag, "train.steps=1000000000"], registry), registry
+    return load_recipe(str(DIGITS), registry, [flag, "train.steps=1000000000"]), registry
 
 
 def measure(name: str, blocks: int, steps: int) -> dict:

@@ -132,7 +132,7 @@ def interleaved_steps(folder: Path, workers: int, blocks: int, block_steps: int)
             recipe = tmp / f"{mode}.toml"
             recipe.write_text(RECIPE.format(folder=folder, stream=stream, cache=cache, steps=10**9, log_every=100,
                                             workers=workers))
-            trainers[mode] = Trainer(load_recipe(str(recipe), [], registry), registry, tmp / mode)
+            trainers[mode] = Trainer(load_recipe(str(recipe), registry), registry, tmp / mode)
             trainers[mode].model.train()
         print(f"interleaved, {blocks} blocks of {block_steps} steps, load {os.getloadavg()}")
         for mode in ("stream", "cache"):

@@ -12,7 +12,7 @@ Two audiences, one import:
 """
 
 from fmcore.core.coupling import Coupling, Independent, StoredPairs
-from fmcore.core.dataset import ArrayDataset, Batch, Dataset
+from fmcore.core.dataset import ArrayDataset, Batch, Dataset, MapDataset
 from fmcore.core.diffusion import Diffusion, PathDiffusion, reverse_diffusion_sq
 from fmcore.core.errors import FmError
 from fmcore.core.field import Field
@@ -57,6 +57,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "ArrayDataset", "Batch", "BatchNoise", "Choice", "DataInfo", "Dataset", "Diffusion", "Field", "FmError",
+    "MapDataset",
     "GaussianMixture", "GaussianPath", "Needs", "Network", "NoOptions", "Objective", "ObjectiveOptions",
     "OptionValueError", "PathDiffusion", "PathSample", "Prediction", "ProbabilityPath", "RegressionObjective",
     "SampleResult", "Sampler", "SamplerOptions", "Schedule", "TimeDensity", "TimeGrid", "UniformGrid", "UniformTimes",

@@ -77,8 +77,12 @@ def contract(tmp_path_factory):
             Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(root / "images" / label / f"{i}.png")
     pairs.write_manifest(root / "pairs", {"n": 64, "chunk": 64, "shape": [2], "num_classes": 0})
     pairs.save_chunk(root / "pairs", 0, torch.randn(64, 2), torch.randn(64, 2), None)
+    (root / "shards").mkdir()
+    for k in range(2):
+        np.save(root / "shards" / f"s{k}.npy", rng.normal(size=(32, 2)).astype(np.float32))
     data_options = {"file": {"path": str(root / "points.npy")},
-                    "image_folder": {"path": str(root / "images"), "size": 8}, "pairs": {"path": str(root / "pairs")}}
+                    "image_folder": {"path": str(root / "images"), "size": 8}, "pairs": {"path": str(root / "pairs")},
+                    "shards": {"path": str(root / "shards")}}
     return host, host.registry(), data_options
 
 

@@ -24,7 +24,7 @@ from fmcore.testing import (
 
 REGISTRY = get_registry()
 #: data sets that need files: made by fixtures below
-FILE_DATASETS = ("file", "image_folder", "pairs")
+FILE_DATASETS = ("file", "image_folder", "pairs", "shards")
 #: small options per built-in network, and the data each is checked on
 NETWORKS = {
     "mlp": ({"hidden": [16, 16], "time_dim": 8, "class_dim": 4}, (DataInfo((2,)), DataInfo((1, 4, 4), 3))),
@@ -50,27 +50,43 @@ for _name, (_opts, _infos) in NETWORKS.items():
                                              {"network": _cls, "options": _o, "infos": _infos})
 
 
+def _arrays(tmp_path):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.normal(size=(40, 3)).astype(np.float32))
+    np.save(tmp_path / "y.npy", rng.integers(0, 4, size=40))
+
+
+def _images(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label in ("cat", "dog"):
+        (tmp_path / label).mkdir()
+        for i in range(3):
+            pixels = rng.integers(0, 256, size=(10, 12, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / label / f"{i}.png")
+
+
 class TestDataset_file(DatasetConformance):
     @pytest.fixture(autouse=True)
     def _files(self, tmp_path):
-        rng = np.random.default_rng(0)
-        np.save(tmp_path / "x.npy", rng.normal(size=(40, 3)).astype(np.float32))
-        np.save(tmp_path / "y.npy", rng.integers(0, 4, size=40))
+        _arrays(tmp_path)
         self.dataset = REGISTRY.get("dataset", "file").cls(
             REGISTRY.get("dataset", "file").cls.Options(path=str(tmp_path / "x.npy"), labels="y.npy"))
+
+
+class TestDataset_file_streamed(DatasetConformance):
+    @pytest.fixture(autouse=True)
+    def _files(self, tmp_path):
+        _arrays(tmp_path)
+        cls = REGISTRY.get("dataset", "file").cls
+        self.dataset = cls(cls.Options(path=str(tmp_path / "x.npy"), labels="y.npy", stream=True))
 
 
 class TestDataset_image_folder(DatasetConformance):
     @pytest.fixture(autouse=True)
     def _folder(self, tmp_path):
-        from PIL import Image
-
-        rng = np.random.default_rng(0)
-        for label in ("cat", "dog"):
-            (tmp_path / label).mkdir()
-            for i in range(3):
-                pixels = rng.integers(0, 256, size=(10, 12, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(tmp_path / label / f"{i}.png")
+        _images(tmp_path)
         cls = REGISTRY.get("dataset", "image_folder").cls
         self.dataset = cls(cls.Options(path=str(tmp_path), size=8, channels=3, flip=True))
 
@@ -89,6 +105,25 @@ class TestDataset_pairs(DatasetConformance):
         self.dataset = cls(cls.Options(path=str(tmp_path)))
         batch = self.dataset.sample(10, torch.Generator().manual_seed(1))
         assert batch.noise.shape == batch.x.shape
+
+
+class TestDataset_image_folder_streamed(DatasetConformance):
+    @pytest.fixture(autouse=True)
+    def _folder(self, tmp_path):
+        _images(tmp_path)
+        cls = REGISTRY.get("dataset", "image_folder").cls
+        self.dataset = cls(cls.Options(path=str(tmp_path), size=8, channels=3, flip=True, stream=True, cache=True))
+
+
+class TestDataset_shards(DatasetConformance):
+    @pytest.fixture(autouse=True)
+    def _shards(self, tmp_path):
+        rng = np.random.default_rng(0)
+        for k, n in enumerate((15, 9, 16)):
+            np.save(tmp_path / f"s{k}.npy", rng.normal(size=(n, 2, 3)).astype(np.float32))
+            np.save(tmp_path / f"s{k}.labels.npy", rng.integers(0, 3, size=n))
+        cls = REGISTRY.get("dataset", "shards").cls
+        self.dataset = cls(cls.Options(path=str(tmp_path)))
 
 
 class TestMixtureDataset(DatasetConformance):

@@ -227,3 +227,55 @@ def test_singular_ends_and_time_range(name, pred, ends):
     for c in (s.alpha, s.beta, s.d_alpha, s.d_beta, s.determinant):
         assert bool(torch.isfinite(c).all())
     assert bool((s.determinant > 0).all())
+
+
+# -- the lean hot path: only what the objective needs, exactly what the full schedule gives -----------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("kind", list(Prediction))
+def test_lean_target_equals_full_schedule_target(name, kind):
+    """``conditional_target`` (signal_noise + rates, floats where constant) is bit-for-bit the target built
+    from the full schedule, and ``sample`` gives the same x, for float32 images and float64 vectors."""
+    from fmcore.core.prediction import conditional_target, from_data_noise
+
+    path = make(name)
+    for shape, dtype in (((3, 4, 4), torch.float32), ((2,), F64)):
+        g = torch.Generator().manual_seed(5)
+        z, eps = torch.randn(16, *shape, generator=g, dtype=dtype), torch.randn(16, *shape, generator=g, dtype=dtype)
+        t = (0.02 + 0.96 * torch.rand(16, generator=g)).to(dtype)
+        ps = path.sample(z, t, eps)
+        s = path.schedule(t, z)
+        assert torch.equal(ps.x, s.alpha * z + s.beta * eps)
+        assert torch.equal(conditional_target(ps, path, kind), from_data_noise(z, eps, kind, s))
+        assert torch.equal(ps.schedule.beta, s.beta), "the full schedule is still there when asked for"
+
+
+def test_constant_coefficients_are_python_floats():
+    t = torch.rand(8, 1)
+    assert make("condot").rates(t, *make("condot").signal_noise(t)) == (1.0, -1.0)
+    assert make("condot-smin").rates(t, t, 1 - 0.9 * t)[1] == pytest.approx(-0.9)
+    ve = make("ve")
+    alpha, beta = ve.signal_noise(t)
+    assert alpha == 1.0 and ve.rates(t, alpha, beta)[0] == 0.0
+
+
+def test_path_kit_catches_rates_that_disagree_with_coefficients():
+    from fmcore.testing import check_path_lean_coefficients
+
+    class WrongRates(CondOTPath):
+        def rates(self, t, alpha, beta):
+            return 1.0, -0.5
+
+    check_path_lean_coefficients(make("condot"))
+    with pytest.raises(AssertionError, match="rates d_beta differs from coefficients"):
+        check_path_lean_coefficients(WrongRates(CondOTOptions()))
+
+
+def test_combine_skips_only_exact_operations():
+    from fmcore.core.tensors import combine
+
+    x, y, a = torch.randn(5, 3), torch.randn(5, 3), torch.rand(5, 1)
+    assert torch.equal(combine(1.0, x, -1.0, y), torch.ones(5, 1) * x + torch.full((5, 1), -1.0) * y)
+    assert torch.equal(combine(0.0, x, a, y), torch.zeros(5, 1) * x + a * y)
+    assert torch.equal(combine(a, x, 2.5, y), a * x + 2.5 * y)

@@ -17,7 +17,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="distances between model samples and fresh data")
     e.add_argument("run_dir")
     add_sampler_choice(e)
-    e.add_argument("--n", type=positive_int, default=2000, help="samples on each side (exact W2 up to 5000)")
+    e.add_argument("--n", "--num-samples", dest="n", type=positive_int, default=2000,
+                   help="samples on each side (exact W2 up to 5000); under torchrun write --num-samples")
     e.add_argument("--seed", type=seed, default=0, help="seed in 0 .. 2^32 - 1")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
     e.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
@@ -40,6 +41,7 @@ def run(args, host) -> int:
         return run_nll(args, host)
 
     from fmcore import api
+    from fmcore.run.distributed import launched, local_device
     from fmcore.run.evaluate import evaluate
     from fmcore.run.rundir import resolve_device
 
@@ -47,9 +49,12 @@ def run(args, host) -> int:
     run = api.load_run(args.run_dir, ema=not args.no_ema, overrides=args.set, sampler=args.sampler,
                        registry=registry_of(host))
     device = resolve_device(args.device)
+    processes = launched(device)  # several under torchrun: each draws its share of the samples
+    device = local_device(device, processes)
     report = evaluate(run.opened, args.n, seed=args.seed, device=device, guidance=args.guidance,
-                      features=args.features, source=args.source)
-    print(json.dumps(report.values, indent=2) if args.json else report.render())
+                      features=args.features, source=args.source, processes=processes)
+    if processes.main:
+        print(json.dumps(report.values, indent=2) if args.json else report.render())
     return 0
 
 

@@ -15,7 +15,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("run_dir")
     add_sampler_choice(s)
-    s.add_argument("--n", type=positive_int, default=2000, help="number of samples (default 2000)")
+    s.add_argument("--n", "--num-samples", dest="n", type=positive_int, default=2000,
+                   help="number of samples (default 2000); under torchrun write --num-samples (torchrun reads --n as "
+                   "an abbreviation of its own options)")
     s.add_argument("--seed", type=seed, default=0, help="seed in 0 .. 2^32 - 1: sample i depends only on (seed, i)")
     s.add_argument("--batch-size", type=positive_int, default=4096, help="samples per chunk")
     s.add_argument("--out", required=True, help="output .npy file")
@@ -48,6 +50,7 @@ def run(args, host) -> int:
     from fmcore import api
     from fmcore.recipe.build import blame
     from fmcore.run import plotting
+    from fmcore.run.distributed import launched, local_device
     from fmcore.run.rundir import resolve_device
     from fmcore.run.sampling import balanced_labels, generate, parse_classes
 
@@ -56,6 +59,8 @@ def run(args, host) -> int:
                        registry=registry_of(host))
     c = run.components
     device = resolve_device(args.device)
+    processes = launched(device)  # several under torchrun: each draws its share of the noise blocks
+    device = local_device(device, processes)
     c.network.to(device)
     info, labels, guidance = c.network.info, None, args.guidance
     if args.classes is not None:
@@ -68,14 +73,18 @@ def run(args, host) -> int:
         raise FmError("--guidance needs --class (K, a list like 1,3, or all): guidance mixes class-conditional and "
                       "unconditional predictions")
     start = time.perf_counter()
-    bar = tqdm(total=args.n, unit="sample", disable=None if args.n > args.batch_size else True, file=sys.stderr)
+    mine = processes.share(args.n)[1]
+    bar = tqdm(total=mine, unit="sample", disable=None if mine > args.batch_size and processes.main else True,
+               file=sys.stderr)
     with blame(f"{c.who('sampler')} on {c.who('network')}", "sampling"):
         result = generate(run.field(args.path), c.sampler, args.n, info.shape, seed=args.seed, device=device,
                           batch_size=args.batch_size, trajectory=args.trajectory_points if args.trajectory else 0,
                           labels=labels, null_label=info.null_label, guidance=guidance, progress=bar.update,
-                          memory_check=not args.skip_memory_check)
+                          memory_check=not args.skip_memory_check, processes=processes)
     bar.close()
     seconds = time.perf_counter() - start
+    if not processes.main:
+        return 0  # the samples are the main process's to write
     samples = result.x.cpu()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -84,8 +93,9 @@ def run(args, host) -> int:
     cond += f", along path {args.path}" if args.path else ""
     nfe = f"{result.nfe} network evaluations each" if result.nfe_mean == result.nfe_max else \
         f"{result.nfe_mean:.1f} network evaluations per sample on average, at most {result.nfe_max}"
+    spread = f" over {processes.world} processes" if processes.world > 1 else ""
     print(f"{args.n} samples with {run.recipe.sampler.name} ({nfe}, "
-          f"weights {run.weights.name}{cond}) in {seconds:.2f}s -> {out}")
+          f"weights {run.weights.name}{cond}) in {seconds:.2f}s{spread} -> {out}")
     if labels is not None:
         save_npy(out.with_name(out.stem + ".labels.npy"), labels.numpy())
         print(f"labels: {out.with_name(out.stem + '.labels.npy')}")

@@ -6,6 +6,7 @@ import abc
 from typing import TYPE_CHECKING, ClassVar
 
 import attrs
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -85,3 +86,46 @@ class ArrayDataset(Dataset):
     def sample(self, n: int, generator: torch.Generator | None = None) -> Batch:
         idx = torch.randint(len(self), (n,), generator=generator)
         return Batch(self.data[idx], None if self.labels is None else self.labels[idx])
+
+
+class MapDataset(Dataset):
+    """A data set read item by item from disk (memory-mapped arrays, shards, image files), for data that does
+    not fit in memory. Training streams it through a PyTorch DataLoader with worker processes, in seeded
+    epoch permutations whose position is part of the checkpoint (:mod:`fmcore.run.loader`); :meth:`sample`
+    (previews, evaluation) reads ``n`` items drawn with replacement.
+
+    Subclasses give ``__len__``, :meth:`item` and, for sharded data, :meth:`shard_sizes`; :meth:`augment`
+    is applied to each batch in the training process (with the generator that :meth:`sample` would use).
+    """
+
+    #: the trainer streams this data set instead of drawing batches from memory
+    streaming: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    def __len__(self) -> int:
+        """Number of items."""
+
+    @abc.abstractmethod
+    def item(self, i: int) -> tuple[np.ndarray, int]:
+        """Item ``i`` as float32 [*shape] (in the model's space) and its label (0 when unlabelled). Called in
+        DataLoader worker processes: it must open its files itself (lazily), not share open handles."""
+
+    def shard_sizes(self) -> list[int]:
+        """Items per shard, in item order (one shard by default). Epochs visit the shards in a random order,
+        each shard's items in a random order, so processes read mostly disjoint shards."""
+        return [len(self)]
+
+    def augment(self, batch: Batch, generator: torch.Generator | None = None) -> Batch:
+        """Random augmentation of a training batch (none by default)."""
+        return batch
+
+    def batch(self, indices) -> Batch:
+        """The items at ``indices`` as one batch (labels None when the data set is unlabelled)."""
+        items = [self.item(int(i)) for i in indices]
+        x = torch.from_numpy(np.stack([x for x, _ in items]))
+        labels = torch.tensor([k for _, k in items], dtype=torch.long) if self.info.num_classes else None
+        return Batch(x, labels)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Batch:
+        idx = torch.randint(len(self), (n,), generator=generator)
+        return self.augment(self.batch(idx.tolist()), generator)

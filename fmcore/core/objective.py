@@ -25,7 +25,7 @@ from fmcore.core.dataset import Batch
 from fmcore.core.field import safe_time_range, singular_ends
 from fmcore.core.options import Choice, help_field, in_range, nested, one_of
 from fmcore.core.path import GaussianPath, PathSample, ProbabilityPath, Schedule
-from fmcore.core.prediction import Prediction, from_data_noise
+from fmcore.core.prediction import Prediction, conditional_target, from_data_noise
 from fmcore.core.timedensity import TimeDensity, UniformTimes
 
 
@@ -138,7 +138,9 @@ class RegressionObjective(Objective):
         """The regression target at ``ps`` (``allowed``: which batch points the stable target may average)."""
         if not isinstance(path, GaussianPath):
             return path.conditional_velocity(ps.x, ps.z, ps.t)
-        z, eps = posterior_data_noise(ps, allowed) if self.options.target == "stable" else (ps.z, ps.eps)
+        if self.options.target != "stable":
+            return conditional_target(ps, path, self.prediction)
+        z, eps = posterior_data_noise(ps, allowed)
         return from_data_noise(z, eps, self.prediction, ps.schedule)
 
     def loss(self, network, path: ProbabilityPath, batch: Batch, null_label: int = 0) -> Tensor:
@@ -149,11 +151,12 @@ class RegressionObjective(Objective):
         ps = path.sample(z, t, eps)
         cond = self.drop_labels(batch.labels, null_label)
         allowed = None if cond is None or o.target != "stable" else same_condition(batch.labels, cond, null_label)
-        with torch.no_grad():
-            target = self.target(ps, path, allowed)
+        target = self.target(ps, path, allowed)  # from (t, z, eps) only: nothing in it requires a gradient
         pred = network(ps.x, t, cond)
         err = (pred.float() - target.float()) ** 2
-        w = None if ps.schedule is None else self.weight(ps.schedule)
+        # the default weight is 1: the schedule is computed only for an objective that weights its loss
+        w = None if type(self).weight is RegressionObjective.weight or ps.schedule is None else \
+            self.weight(ps.schedule)
         if w is not None:
             err = err * w.float()
         return err.mean()

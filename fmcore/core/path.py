@@ -8,6 +8,7 @@ conditional distributions ``p_t(x | z) = N(alpha_t z, beta_t^2 I)`` and is sampl
 from __future__ import annotations
 
 import abc
+import functools
 import math
 from typing import ClassVar
 
@@ -15,7 +16,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from fmcore.core.tensors import as_time, expand_like
+from fmcore.core.tensors import as_per_sample, as_time, combine, expand_like
 
 #: Bisection steps when inverting a monotone function of t on [0, 1]: 2^-60 is below float64 resolution.
 BISECTION_STEPS = 60
@@ -42,15 +43,29 @@ class Schedule:
         return self.beta * self.d_alpha - self.alpha * self.d_beta
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class PathSample:
-    """A point on the path: ``x = alpha_t z + beta_t eps`` at time ``t`` (shape [N]) for data ``z``."""
+    """A point on the path: ``x = alpha_t z + beta_t eps`` at time ``t`` (shape [N]) for data ``z``.
+
+    A Gaussian path also records ``alpha``, ``beta`` (its :meth:`GaussianPath.signal_noise`, shaped like
+    ``t_x``: ``t`` viewed as [N, 1, ..., 1] to broadcast against ``x``; or floats) and itself, so that a target
+    needs no recomputation and the full :attr:`schedule` is computed only when something reads it (a loss
+    weight, the stable target).
+    """
 
     x: Tensor
     t: Tensor
     z: Tensor
     eps: Tensor
-    schedule: Schedule | None = None
+    alpha: Tensor | float | None = attrs.field(default=None, repr=False, eq=False)
+    beta: Tensor | float | None = attrs.field(default=None, repr=False, eq=False)
+    t_x: Tensor | None = attrs.field(default=None, repr=False, eq=False)
+    path: GaussianPath | None = attrs.field(default=None, repr=False, eq=False)
+
+    @functools.cached_property
+    def schedule(self) -> Schedule | None:
+        """The path's full schedule at ``t`` shaped like ``x`` (None off Gaussian paths), computed once."""
+        return None if self.path is None else self.path.schedule(self.t, self.x)
 
 
 class ProbabilityPath(abc.ABC):
@@ -93,6 +108,20 @@ class GaussianPath(ProbabilityPath):
     @abc.abstractmethod
     def coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """``(alpha_t, beta_t, d alpha_t/dt, d beta_t/dt)`` for times ``t`` of shape [N]."""
+
+    def signal_noise(self, t: Tensor) -> tuple[Tensor | float, Tensor | float]:
+        """``(alpha_t, beta_t)`` at times ``t`` of shape [N, 1, ..., 1] (as :meth:`sample` passes them, to
+        broadcast against ``x``): tensors of ``t``'s shape, or Python floats where constant in time. Paths
+        override it to skip the derivatives (default: from :meth:`coefficients`)."""
+        alpha, beta, _, _ = self.coefficients(t.flatten())
+        return alpha.view_as(t), beta.view_as(t)
+
+    def rates(self, t: Tensor, alpha: Tensor | float, beta: Tensor | float) -> tuple[Tensor | float, Tensor | float]:
+        """``(d alpha_t/dt, d beta_t/dt)`` at ``t`` [N, 1, ..., 1], given ``(alpha_t, beta_t)`` from
+        :meth:`signal_noise` (for paths that reuse them): tensors of ``t``'s shape or floats. Only a velocity
+        target needs them (default: from :meth:`coefficients`)."""
+        _, _, d_alpha, d_beta = self.coefficients(t.flatten())
+        return d_alpha.view_as(t), d_beta.view_as(t)
 
     def beta_d_beta(self, alpha: Tensor, beta: Tensor, d_alpha: Tensor, d_beta: Tensor) -> Tensor:
         """``beta_t d beta_t/dt`` from the coefficients; a path whose ``d_beta`` is infinite where this product
@@ -156,8 +185,10 @@ class GaussianPath(ProbabilityPath):
         return -0.5 * (x.flatten(1) ** 2).sum(1) / var - 0.5 * dim * math.log(2 * math.pi * var)
 
     def sample(self, z: Tensor, t: Tensor, eps: Tensor) -> PathSample:
-        s = self.schedule(t, z)
-        return PathSample(x=s.alpha * z + s.beta * eps, t=t, z=z, eps=eps, schedule=s)
+        t = as_time(t, z)
+        t_x = as_per_sample(t, z)
+        alpha, beta = self.signal_noise(t_x)
+        return PathSample(combine(alpha, z, beta, eps), t, z, eps, alpha, beta, t_x, self)  # positional: faster
 
     def conditional_velocity(self, x: Tensor, z: Tensor, t: Tensor) -> Tensor:
         s = self.schedule(t, x)

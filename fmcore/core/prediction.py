@@ -27,7 +27,8 @@ import enum
 import torch
 from torch import Tensor
 
-from fmcore.core.path import Schedule
+from fmcore.core.path import GaussianPath, PathSample, Schedule
+from fmcore.core.tensors import combine
 
 
 class Prediction(enum.Enum):
@@ -66,6 +67,24 @@ def from_data_noise(z: Tensor, eps: Tensor, kind: Prediction, s: Schedule) -> Te
     if kind is Prediction.NOISE:
         return eps
     return z
+
+
+_VELOCITY, _SCORE, _NOISE = Prediction.VELOCITY, Prediction.SCORE, Prediction.NOISE  # plain globals: faster
+
+
+def conditional_target(ps: PathSample, path: GaussianPath, kind: Prediction) -> Tensor:
+    """:func:`from_data_noise` of ``(ps.z, ps.eps)``, computing only what ``kind`` needs: nothing for noise and
+    data, ``beta_t`` (already in ``ps``) for the score, the path's :meth:`~GaussianPath.rates` for the velocity
+    ``d_alpha z + d_beta eps`` (one expression; constant rates are floats). A sample without its coefficients
+    (a path that overrides ``sample``) goes through the full schedule."""
+    if ps.t_x is None:
+        return from_data_noise(ps.z, ps.eps, kind, path.schedule(ps.t, ps.z))
+    if kind is _VELOCITY:
+        d_alpha, d_beta = path.rates(ps.t_x, ps.alpha, ps.beta)
+        return combine(d_alpha, ps.z, d_beta, ps.eps)
+    if kind is _SCORE:
+        return -ps.eps / ps.beta
+    return ps.eps if kind is _NOISE else ps.z
 
 
 def convert(pred: Tensor, source: Prediction, target: Prediction, x: Tensor, s: Schedule) -> Tensor:

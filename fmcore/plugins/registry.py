@@ -17,7 +17,8 @@ from fmcore.plugins.kinds import KINDS
 #: The toolkit's own plugin packages, so that a missing one can be named in an error.
 BUILTIN_PACKAGES: dict[str, dict[str, str]] = {
     "dataset": {n: "fmcore-datasets" for n in ("moons", "8gaussians", "checkerboard", "circles", "spirals", "file",
-                                               "digits", "image_folder", "gaussian_mixture", "pairs")},
+                                               "digits", "image_folder", "gaussian_mixture", "pairs",
+                                               "shards")},
     "path": {n: "fmcore-paths" for n in ("condot", "vp", "ve")},
     "objective": {n: "fmcore-objectives" for n in ("cfm", "dsm", "ddpm", "ssm")},
     "network": {n: "fmcore-networks" for n in ("mlp", "unet", "oracle")},

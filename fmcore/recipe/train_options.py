@@ -55,6 +55,10 @@ class TrainOptions:
         "and on SIGINT/SIGTERM", validator=non_negative)
     keep_checkpoints: int = help_field(2, "how many newest checkpoints to keep", validator=positive)
     log_every: int = help_field(100, "log metrics every N steps", validator=positive)
+    compile: bool = help_field(False, "wrap the network in torch.compile (the first steps compile it; needs a "
+                               "platform torch.compile supports, e.g. a C++ compiler for the CPU backend)")
+    workers: int = help_field(2, "DataLoader worker processes reading a streaming data set (0: read in the "
+                              "training process); in-memory data sets ignore it", validator=int_range(0, 256))
     sample_every: int = help_field(0, "write a sample picture every N steps (0: only at the end)",
                                    validator=non_negative)
     log_with: str = help_field("none", "also log to accelerate trackers: 'none' or 'tensorboard'",

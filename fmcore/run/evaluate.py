@@ -14,6 +14,7 @@ import attrs
 import torch
 
 from fmcore.recipe.build import blame
+from fmcore.run.distributed import Processes
 from fmcore.run.features import evaluate_images, render_image_report
 from fmcore.run.metrics import energy_distance, wasserstein2
 from fmcore.run.rundir import OpenedRun
@@ -67,7 +68,8 @@ def data_measures(dataset, data, seed: int) -> dict[str, float]:
 
 
 def evaluate(run: OpenedRun, n: int, seed: int = 0, device=None, batch_size: int = 4096, *,
-             guidance: float | None = None, features: str | None = None, source: str | None = None) -> EvalReport:
+             guidance: float | None = None, features: str | None = None, source: str | None = None,
+             processes: Processes | None = None) -> EvalReport:
     """W2 and energy distance of ``n`` model samples to ``n`` fresh data points, and the same between two
     independent data sets of size ``n`` (the sampling floor: what a perfect model would score, roughly).
     ``source = "sobol"`` (default: the sampler's ``source`` option) adds ``w2_sobol``, ``energy_sobol``, ...:
@@ -75,11 +77,13 @@ def evaluate(run: OpenedRun, n: int, seed: int = 0, device=None, batch_size: int
     measures (:meth:`~fmcore.core.dataset.Dataset.measures`) are reported beside the data's (``*_floor``).
 
     Image data is evaluated by :func:`fmcore.run.features.evaluate_images`; ``guidance`` and ``features``
-    apply there."""
+    apply there. ``processes`` (under torchrun) share the sampling (:mod:`fmcore.run.distributed`); every
+    process then measures the same samples."""
     c = run.components
     header = f"{run.directory} ({run.weights.name}, sampler {run.recipe.sampler.name})"
     if len(c.dataset.info.shape) == 3:
-        values = evaluate_images(run, n, seed, device, batch_size, guidance=guidance, features=features)
+        values = evaluate_images(run, n, seed, device, batch_size, guidance=guidance, features=features,
+                                 processes=processes)
         return EvalReport(header, True, values)
     device = device or torch.device("cpu")
     c.network.to(device)
@@ -96,7 +100,7 @@ def evaluate(run: OpenedRun, n: int, seed: int = 0, device=None, batch_size: int
     for suffix, src in sources.items():
         with blame(f"{c.who('sampler')} on {c.who('network')}", "sampling"):
             samples = generate(c.field(), c.sampler, n, c.dataset.info.shape, seed=seed, device=device,
-                               batch_size=batch_size, source=src).x.cpu()
+                               batch_size=batch_size, source=src, processes=processes).x.cpu()
         if n <= MAX_EXACT_W2:
             out[f"w2{suffix}"] = wasserstein2(samples, data)
             out[f"w2{suffix}_ratio"] = out[f"w2{suffix}"] / out["w2_floor"]

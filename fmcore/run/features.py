@@ -231,7 +231,7 @@ FLOOR_DRAWS = 8
 
 
 def evaluate_images(run, n: int, seed: int = 0, device=None, batch_size: int = 4096, guidance: float | None = None,
-                    features: str | None = None, registry=None) -> dict:
+                    features: str | None = None, registry=None, processes=None) -> dict:
     """``fm eval`` for image data: Fréchet distance in a feature network's space beside its floor, classifier
     accuracy of conditional samples (classes cycled 0, 1, ..., K-1), and the nearest-neighbour memorisation
     signal. See the module docstring and docs/images.md for what the numbers mean.
@@ -256,7 +256,8 @@ def evaluate_images(run, n: int, seed: int = 0, device=None, batch_size: int = 4
     c.network.to(device)
     with blame(f"{c.who('sampler')} on {c.who('network')}", "sampling"):
         samples = generate(c.field(), c.sampler, n, info.shape, seed=seed, device=device, batch_size=batch_size,
-                           labels=labels, null_label=info.null_label, guidance=guidance).x.cpu().float()
+                           labels=labels, null_label=info.null_label, guidance=guidance,
+                           processes=processes).x.cpu().float()
     ds = c.dataset
     gen = torch.Generator().manual_seed(seed + 7919)
     train = ds.data if isinstance(getattr(ds, "data", None), Tensor) else ds.sample(max(2 * n, 2000), gen).x

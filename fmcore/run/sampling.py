@@ -12,6 +12,7 @@ from fmcore.core.noise import BLOCK, BatchNoise
 from fmcore.core.path import ProbabilityPath
 from fmcore.core.sampler import Sampler, SampleResult
 from fmcore.recipe import preflight
+from fmcore.run.distributed import Processes, gather_samples, reduce_stats
 
 
 @torch.no_grad()
@@ -31,6 +32,7 @@ def generate(
     progress=None,
     memory_check: bool = True,
     source: str | None = None,
+    processes: Processes | None = None,
 ) -> SampleResult:
     """``n`` samples of ``shape``. Sample ``i`` depends only on ``(seed, i)`` (and its label), never on
     ``batch_size``, which is rounded up to a multiple of the noise block (64).
@@ -40,7 +42,10 @@ def generate(
     also returns the paths of the first ``k`` samples, shape [steps + 1, k, *shape]. The memory preflight
     runs first (``memory_check=False`` skips it); non-finite samples are an error, never returned. ``source``
     ('iid' or 'sobol'; default: the sampler's ``source`` option) is where the prior draws come from.
+    ``processes`` (several, under torchrun): each draws its whole noise blocks of the ``n``
+    (:mod:`fmcore.run.distributed`) and every process gets all ``n`` samples, those one process would draw.
     """
+    processes = processes or Processes()
     path: ProbabilityPath = field.path
     if guidance is None:
         guidance = float(getattr(sampler.options, "guidance", 1.0))
@@ -49,10 +54,12 @@ def generate(
     device = torch.device(device) if device is not None else torch.device("cpu")
     batch_size = max(BLOCK, -(-batch_size // BLOCK) * BLOCK)
     info = DataInfo(tuple(shape), int(getattr(getattr(field.network, "info", None), "num_classes", 0)))
-    preflight.check_sampling(field.network, info, n, min(batch_size, -(-n // BLOCK) * BLOCK), device, memory_check)
+    first, mine = processes.share(n)
+    preflight.check_sampling(field.network, info, n, min(batch_size, max(BLOCK, -(-mine // BLOCK) * BLOCK)), device,
+                             memory_check)
     outs, traj, nfe_sum, nfe_max = [], None, 0.0, 0
-    for start in range(0, n, batch_size):
-        count = min(batch_size, n - start)
+    for start in range(first, first + mine, batch_size):
+        count = min(batch_size, first + mine - start)
         noise = BatchNoise(seed, start, count, shape, device, source=source)
         chunk_field = field
         if labels is not None:
@@ -68,7 +75,9 @@ def generate(
             traj = result.trajectory[:, :trajectory]
         if progress is not None:
             progress(count)
-    x = torch.cat(outs)
+    x = torch.cat(outs) if outs else torch.empty((0, *shape), device=device)
+    x = gather_samples(x, n, processes)
+    nfe_sum, nfe_max = reduce_stats(nfe_sum, nfe_max, processes)
     check_finite(x)
     mean = nfe_sum / n if n else 0.0
     return SampleResult(x, traj, round(mean), mean, nfe_max)

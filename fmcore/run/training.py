@@ -13,11 +13,13 @@ flags are combined (all-reduce, max) only at log steps, so every rank takes the 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -37,6 +39,7 @@ from fmcore.recipe.train_options import MAX_SEED, TrainOptions
 from fmcore.run import checkpoint as ckpt
 from fmcore.run import plotting, rundir
 from fmcore.run.ema import EMA
+from fmcore.run.loader import POSITION, BatchStream
 from fmcore.run.lock import LOCK, RunLock
 from fmcore.run.sampling import balanced_labels, generate
 
@@ -141,6 +144,8 @@ class Trainer:
         model = self.c.network.to(self.device)
         self.model, self.opt = self.acc.prepare(model, make_optimizer(model, self.o))
         self.net = self.acc.unwrap_model(self.model)
+        if self.o.compile:
+            self.model = compiled(self.model)  # shares its parameters with self.net (checkpoints, EMA)
         self.ema = EMA(self.net, self.o.ema, self.o.ema_warmup) if self.o.ema > 0 else None
         self.step = 0
         self.skipped = 0
@@ -149,8 +154,13 @@ class Trainer:
         self._signal: int | None = None  # set by the SIGINT/SIGTERM handler
         self._saved_step = -1  # the step of the newest checkpoint this process wrote or resumed from
         self._hold = _parse_hold(os.environ.get(HOLD_ENV, ""))
+        self._stream_start = 0  # streamed micro-batches consumed (restored from the checkpoint)
         if resume:
             self._restore()
+        self.stream = None  # a streaming data set comes through a DataLoader; in-memory ones are sampled directly
+        if getattr(self.c.dataset, "streaming", False):
+            self.stream = BatchStream(self.c.dataset, self.micro, self.o.seed, self.device, rank=self.rank,
+                                      world=self.world, start=self._stream_start, workers=self.o.workers)
 
     # -- checkpoints ------------------------------------------------------------------------------
     def _save_checkpoint(self) -> None:
@@ -161,7 +171,8 @@ class Trainer:
             ckpt.staging_dir(self.run_dir, step)
         acc.wait_for_everyone()
         # the generators, and the losses of the current log interval (so a resumed run logs the same means)
-        ckpt.save_tensors({**ckpt.rng_tensors(), INTERVAL: self._losses[: self._k]},
+        extra = {} if self.stream is None else {POSITION: torch.tensor([self.stream.consumed], dtype=torch.int64)}
+        ckpt.save_tensors({**ckpt.rng_tensors(), INTERVAL: self._losses[: self._k], **extra},
                           tmp / f"rng_{self.rank}.safetensors")
         if acc.is_main_process:
             meta = rundir.network_metadata(self.recipe.network)
@@ -214,6 +225,12 @@ class Trainer:
         rng = path / f"rng_{self.rank}.safetensors"
         tensors = ckpt.load_tensors(rng)[0]
         interval = tensors.pop(INTERVAL, torch.zeros(0))
+        position = tensors.pop(POSITION, None)
+        if getattr(self.c.dataset, "streaming", False):
+            if position is None or position.shape != (1,) or int(position[0]) < 0:
+                raise FmError(f"{rng}: no valid {POSITION} (the position in the streamed data); was the data set "
+                              "changed to a streaming one after training started? Restore the recipe's [data]")
+            self._stream_start = int(position[0])
         if interval.ndim != 1 or interval.shape[0] > self._losses.shape[0]:
             raise FmError(f"{rng}: {INTERVAL} has shape {list(interval.shape)}; expected at most "
                           f"{self._losses.shape[0]} values ([train] log_every x grad_accum): was log_every changed?")
@@ -375,8 +392,8 @@ class Trainer:
             group["lr"] = lr
         grad_norm = None
         for _ in range(o.grad_accum):
-            batch = c.dataset.sample(self.micro).to(self.device)
-            with acc.accumulate(self.model):
+            batch = c.dataset.sample(self.micro).to(self.device) if self.stream is None else self.stream.next()
+            with acc.accumulate(self.model), compile_errors(self.o.compile):
                 loss = c.objective.loss(self.model, c.path, batch, self.info.null_label)
                 acc.backward(loss)
                 if acc.sync_gradients:
@@ -444,6 +461,34 @@ class Trainer:
             plotting.loss_curve(metrics_file, self.run_dir / "loss.png")
         self.write_preview(self.run_dir / "samples.png")
         return last
+
+
+def compiled(model: torch.nn.Module) -> torch.nn.Module:
+    """``torch.compile(model)``, refused with an FmError where this platform has no TorchDynamo."""
+    import torch._dynamo.eval_frame
+
+    if not torch._dynamo.eval_frame.is_dynamo_supported():
+        raise FmError(f"[train] compile = true: torch.compile is not supported on this platform (torch "
+                      f"{torch.__version__}, Python {sys.version.split()[0]}); set compile = false")
+    return torch.compile(model)
+
+
+@contextlib.contextmanager
+def compile_errors(active: bool):
+    """Turn a failure of torch.compile's backend (it compiles at the first steps: e.g. no working C++ compiler
+    for the CPU backend) into an FmError saying so; other errors pass through unchanged."""
+    if not active:
+        yield
+        return
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    try:
+        yield
+    except BackendCompilerFailed as exc:
+        first = " ".join(str(exc).split())[:400]
+        raise FmError(f"[train] compile = true: torch.compile could not compile the network on this platform "
+                      f"({first}); set compile = false (eager mode), or install what the message names (the CPU "
+                      "backend needs a working C++ compiler)") from None
 
 
 def _parse_hold(text: str) -> tuple[str, int] | None:

@@ -211,6 +211,28 @@ def check_path_dtypes(path: ProbabilityPath, shape: Sequence[int] = VECTOR_SHAPE
                     raise AssertionError(f"{what} is not finite in {dtype} at t in [0.05, 0.95]")
 
 
+def check_path_lean_coefficients(path: GaussianPath, n: int = 64) -> None:
+    """The hot path's pieces agree with :meth:`~GaussianPath.coefficients`: :meth:`~GaussianPath.signal_noise`
+    and :meth:`~GaussianPath.rates` at times shaped [N, 1] (tensors of that shape, or floats), float64."""
+    t = interior_times(n, 14, 0.0, torch.float64, torch.device("cpu"))
+    t_x = t[:, None]
+    full = path.coefficients(t)
+    alpha, beta = path.signal_noise(t_x)
+    pieces = {"signal_noise alpha": alpha, "signal_noise beta": beta}
+    pieces.update(zip(("rates d_alpha", "rates d_beta"), path.rates(t_x, alpha, beta), strict=True))
+    for (what, got), want in zip(pieces.items(), full, strict=True):
+        if isinstance(got, Tensor) and tuple(got.shape) != (n, 1):
+            raise AssertionError(f"{what} has shape {tuple(got.shape)} for times of shape ({n}, 1); it must keep "
+                                 "the shape of t (or be a Python float where it is constant)")
+        got = torch.as_tensor(got, dtype=torch.float64).expand(n, 1).flatten()
+        mask = torch.isfinite(want)
+        if not torch.equal(mask, torch.isfinite(got)) or not torch.allclose(got[mask], want[mask], rtol=1e-12,
+                                                                             atol=1e-12):
+            raise AssertionError(f"{what} differs from coefficients(t) (largest gap "
+                                 f"{float((got[mask] - want[mask]).abs().max()):.3g}); the hot path would train on "
+                                 "other coefficients than the path states")
+
+
 def path_variants(path: ProbabilityPath, limit: int = 12) -> list[ProbabilityPath]:
     """``path`` and paths of its class at option values drawn by
     :func:`~fmcore.testing.variants.option_variants` (``type(path)(options)``; attrs options only)."""
@@ -227,6 +249,7 @@ def check_path_identities(path: ProbabilityPath) -> None:
     if isinstance(path, GaussianPath):
         check_path_ends(path)
         check_path_snr(path)
+        check_path_lean_coefficients(path)
 
 
 def check_path_variants(variants: Sequence[ProbabilityPath]) -> None:

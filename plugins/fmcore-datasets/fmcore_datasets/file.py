@@ -14,6 +14,7 @@ from safetensors.numpy import load_file
 
 from fmcore import ArrayDataset
 from fmcore.core.options import help_field
+from fmcore_datasets.shards import ShardedArrays
 
 SUFFIXES = (".npy", ".safetensors")
 
@@ -25,6 +26,8 @@ class FileOptions:
     key: str = help_field("", "tensor name inside a .safetensors file (default: its only tensor, or 'data')")
     labels: str = help_field("", "integer class labels [N]: a .npy/.safetensors file, or a tensor name in the "
                              "data's .safetensors file", file=False)
+    stream: bool = help_field(False, "read rows from disk as training needs them (a memory-mapped .npy, or a "
+                              ".safetensors read row by row) instead of loading the array into memory")
 
 
 def _check_file(path: Path) -> None:
@@ -39,8 +42,9 @@ def _check_file(path: Path) -> None:
         raise ValueError(f"data file {str(path)!r} is not a regular file (a folder, pipe or device)")
 
 
-def _read_npy(path: Path) -> np.ndarray:
-    """A numeric ``.npy`` array; a truncated file or one holding Python objects is named as such."""
+def _read_npy(path: Path, mmap: bool = False) -> np.ndarray:
+    """A numeric ``.npy`` array (``mmap``: memory-mapped, read-only); a truncated file or one holding Python
+    objects is named as such."""
     with open(path, "rb") as f:
         try:
             version = np.lib.format.read_magic(f)
@@ -57,7 +61,7 @@ def _read_npy(path: Path) -> np.ndarray:
     if actual < expected:
         raise ValueError(f"{str(path)!r} is truncated: its header announces an array {list(shape)} of {dtype} "
                          f"({expected:,} bytes with the header) but the file has {actual:,} bytes; write it again")
-    return np.load(path, allow_pickle=False)
+    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
 
 
 def _read(path: Path, key: str) -> np.ndarray:
@@ -103,9 +107,15 @@ def check_values(data: np.ndarray, path: Path) -> None:
 
 
 class FileDataset(ArrayDataset):
-    """An array [N, ...] from a .npy or .safetensors file, with optional integer labels [N]."""
+    """An array [N, ...] from a .npy or .safetensors file, with optional integer labels [N]; with ``stream``,
+    a :class:`StreamedFile` instead."""
 
     Options = FileOptions
+
+    def __new__(cls, options: FileOptions):
+        if options.stream and cls is FileDataset:
+            return StreamedFile(options)
+        return super().__new__(cls)
 
     def __init__(self, options: FileOptions):
         self.options = options
@@ -125,3 +135,30 @@ class FileDataset(ArrayDataset):
                                  f"{raw.shape} of {raw.dtype}")
             labels, num_classes = torch.from_numpy(raw.astype(np.int64)), int(raw.max()) + 1
         super().__init__(torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)), labels, num_classes)
+
+
+class StreamedFile(ShardedArrays):
+    """The ``file`` data set with ``stream = true``: one shard read from disk (labels as a .npy file, or the
+    tensor named by ``labels`` in the .safetensors file)."""
+
+    Options = FileOptions
+
+    def __init__(self, options: FileOptions):
+        self.options = options
+        path = Path(options.path)
+        if path.suffix not in SUFFIXES:
+            raise ValueError(f"{str(path)!r}: unsupported file type {path.suffix!r}; expected one of {SUFFIXES}")
+        _check_file(path)
+        super().__init__([path], options.key or "data")
+        if options.labels:
+            lpath = Path(options.labels)
+            if lpath.suffix in SUFFIXES:
+                raw = _read(lpath if lpath.is_absolute() else path.parent / lpath, "")
+            else:
+                raw = _read(path, options.labels)
+            shard = self.shards[0]
+            if raw.shape != shard.shape[:1] or not np.issubdtype(raw.dtype, np.integer) or raw.min() < 0:
+                raise ValueError(f"labels {options.labels!r}: expected {shard.shape[0]} integers >= 0, got shape "
+                                 f"{raw.shape} of {raw.dtype}")
+            shard.labels = raw.astype(np.int64)
+            self._info = attrs.evolve(self._info, num_classes=int(raw.max()) + 1)

@@ -6,6 +6,7 @@ from fmcore_datasets.file import FileDataset
 from fmcore_datasets.gaussian_mixture import GaussianMixtureData
 from fmcore_datasets.image_folder import ImageFolder
 from fmcore_datasets.pairs import PairsDataset
+from fmcore_datasets.shards import Shards
 from fmcore_datasets.toy2d import Checkerboard, Circles, EightGaussians, Moons, Spirals
 
 
@@ -19,6 +20,7 @@ def register_datasets(register):
     register("file", FileDataset)
     register("digits", Digits)
     register("image_folder", ImageFolder)
+    register("shards", Shards)
     register("gaussian_mixture", GaussianMixtureData)
     register("pairs", PairsDataset)
 

@@ -21,6 +21,7 @@ import attrs
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from fmcore import DataInfo, Network
 from fmcore.core.network import SinusoidalTimeEmbedding
@@ -54,6 +55,9 @@ class UNetOptions:
     num_classes: int | None = help_field(
         None, "absent: class-conditional exactly when the data has labels; 0: ignore labels; otherwise it "
         "must equal the data's class count", validator=_num_classes)
+    checkpointing: bool = help_field(False, "activation checkpointing: keep only each block's input during "
+                                     "training and recompute the block in the backward pass (less memory, more "
+                                     "time; the same gradients)")
 
 
 def group_norm(channels: int) -> nn.GroupNorm:
@@ -151,6 +155,7 @@ class UNet(Network):
         if o.num_classes == 0:
             info = attrs.evolve(info, num_classes=0)
         super().__init__(options, info)
+        self.checkpointing = o.checkpointing
         c_img, height, width = info.shape
         levels = len(o.channel_mult)
         ch, emb_dim = o.channels, 4 * o.channels
@@ -189,6 +194,14 @@ class UNet(Network):
         self.norm_out = group_norm(c)
         self.conv_out = zero(nn.Conv2d(c, c_img, 3, padding=1))
 
+    def _block(self, block: ResBlock, attn: nn.Module, h: Tensor, emb: Tensor) -> Tensor:
+        """``attn(block(h, emb))``; with ``checkpointing`` (while gradients are recorded) its activations are
+        recomputed in the backward pass instead of kept (torch.utils.checkpoint, the RNG state preserved so
+        that dropout draws the same mask)."""
+        if self.checkpointing and torch.is_grad_enabled():
+            return checkpoint(lambda a, e: attn(block(a, e)), h, emb, use_reentrant=False)
+        return attn(block(h, emb))
+
     def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
         emb = self.time_mlp(self.time_embedding(t))
         if self.info.num_classes:
@@ -199,7 +212,7 @@ class UNet(Network):
         skips = [h]
         for i, level in enumerate(self.down):
             for block, attn in zip(level.blocks, level.attns, strict=True):
-                h = attn(block(h, emb))
+                h = self._block(block, attn, h, emb)
                 skips.append(h)
             if i < len(self.downsample):
                 h = self.downsample[i](h)
@@ -207,7 +220,7 @@ class UNet(Network):
         h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
         for j, level in enumerate(self.up):
             for block, attn in zip(level.blocks, level.attns, strict=True):
-                h = attn(block(torch.cat([h, skips.pop()], dim=1), emb))
+                h = self._block(block, attn, torch.cat([h, skips.pop()], dim=1), emb)
             if j < len(self.upsample):
                 h = self.upsample[j](F.interpolate(h, scale_factor=2.0, mode="nearest"))
         return self.conv_out(F.silu(self.norm_out(h))).to(x.dtype)

@@ -25,10 +25,16 @@ class CondOTPath(GaussianPath):
 
     def __init__(self, options: CondOTOptions):
         self.options = options
+        self.k = 1.0 - options.sigma_min
 
     def coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        k = 1.0 - self.options.sigma_min
-        return t, 1.0 - k * t, torch.ones_like(t), torch.full_like(t, -k)
+        return t, 1.0 - self.k * t, torch.ones_like(t), torch.full_like(t, -self.k)
+
+    def signal_noise(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        return t, 1.0 - t if self.k == 1.0 else 1.0 - self.k * t
+
+    def rates(self, t: Tensor, alpha: Tensor, beta: Tensor) -> tuple[float, float]:
+        return 1.0, -self.k
 
     def t_from_log_snr(self, lam: Tensor) -> Tensor:
         """``t / (1 - k t) = e^lam``, so ``t = 1 / (e^-lam + k)`` (k = 1 - sigma_min), clamped to [0, 1]."""

@@ -40,6 +40,12 @@ class VEPath(GaussianPath):
         beta = self.options.sigma_min * torch.exp(self.log_ratio * (1.0 - t))
         return torch.ones_like(t), beta, torch.zeros_like(t), -self.log_ratio * beta
 
+    def signal_noise(self, t: Tensor) -> tuple[float, Tensor]:
+        return 1.0, self.options.sigma_min * torch.exp(self.log_ratio * (1.0 - t))
+
+    def rates(self, t: Tensor, alpha: float, beta: Tensor) -> tuple[float, Tensor]:
+        return 0.0, -self.log_ratio * beta
+
     def t_from_log_snr(self, lam: Tensor) -> Tensor:
         """``lambda = -log beta`` (alpha = 1): :meth:`t_from_sigma` of ``e^-lam``."""
         return self.t_from_sigma(torch.exp(-torch.as_tensor(lam, dtype=torch.float64)))

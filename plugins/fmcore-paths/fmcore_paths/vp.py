@@ -36,13 +36,19 @@ class VPPath(GaussianPath):
         self.options = options
 
     def coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        alpha, beta = self.signal_noise(t)
+        return alpha, beta, *self.rates(t, alpha, beta)
+
+    def signal_noise(self, t: Tensor) -> tuple[Tensor, Tensor]:
         lo, hi = self.options.beta_min, self.options.beta_max
         s = 1.0 - t
         integral = lo * s + 0.5 * (hi - lo) * s**2
-        alpha = torch.exp(-0.5 * integral)
-        beta = torch.sqrt(-torch.expm1(-integral))
-        d_alpha = 0.5 * alpha * (lo + s * (hi - lo))
-        return alpha, beta, d_alpha, -alpha * d_alpha / beta
+        return torch.exp(-0.5 * integral), torch.sqrt(-torch.expm1(-integral))
+
+    def rates(self, t: Tensor, alpha: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:
+        lo, hi = self.options.beta_min, self.options.beta_max
+        d_alpha = 0.5 * alpha * (lo + (1.0 - t) * (hi - lo))
+        return d_alpha, -alpha * d_alpha / beta
 
     def t_from_log_snr(self, lam: Tensor) -> Tensor:
         """``e^-2lam = beta^2 / alpha^2 = e^T - 1``: :meth:`t_from_integral` of ``T = log(1 + e^-2lam)``."""

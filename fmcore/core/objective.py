@@ -93,6 +93,16 @@ class Objective(abc.ABC):
         drop = torch.rand(labels.shape, device=labels.device) < p
         return torch.where(drop, torch.full_like(labels, null_label), labels)
 
+    def draw(self, path: ProbabilityPath, batch: Batch,
+             null_label: int = 0) -> tuple[Tensor, PathSample, Tensor | None]:
+        """The draws of one training step, in this order (it is part of what makes resume exact): times
+        ``t`` from the time density on :meth:`time_range`, the coupling's noise for ``batch``, the path sample
+        ``x_t = alpha_t z + beta_t eps``, and the labels after classifier-free dropout."""
+        z = batch.x
+        t = self.time_density.times(z.shape[0], self.time_range(path), z.device)
+        ps = path.sample(z, t, self.coupling.noise(batch, path))
+        return t, ps, self.drop_labels(batch.labels, null_label)
+
     @abc.abstractmethod
     def loss(self, network, path: ProbabilityPath, batch: Batch, null_label: int = 0) -> Tensor:
         """The scalar minibatch loss."""
@@ -144,12 +154,8 @@ class RegressionObjective(Objective):
         return from_data_noise(z, eps, self.prediction, ps.schedule)
 
     def loss(self, network, path: ProbabilityPath, batch: Batch, null_label: int = 0) -> Tensor:
-        z = batch.x
         o = self.options
-        t = self.time_density.times(z.shape[0], self.time_range(path), z.device)
-        eps = self.coupling.noise(batch, path)
-        ps = path.sample(z, t, eps)
-        cond = self.drop_labels(batch.labels, null_label)
+        t, ps, cond = self.draw(path, batch, null_label)
         allowed = None if cond is None or o.target != "stable" else same_condition(batch.labels, cond, null_label)
         target = self.target(ps, path, allowed)  # from (t, z, eps) only: nothing in it requires a gradient
         pred = network(ps.x, t, cond)

@@ -67,11 +67,7 @@ class SSM(Objective):
 
     def loss(self, network, path, batch, null_label: int = 0) -> Tensor:
         o = self.options
-        z = batch.x
-        t = self.time_density.times(z.shape[0], self.time_range(path), z.device)
-        eps = self.coupling.noise(batch, path)
-        ps = path.sample(z, t, eps)
-        cond = self.drop_labels(batch.labels, null_label)
+        t, ps, cond = self.draw(path, batch, null_label)
         m = o.projections
         x, tt = ps.x.repeat_interleave(m, 0), t.repeat_interleave(m, 0)
         cond = None if cond is None else cond.repeat_interleave(m, 0)
@@ -79,4 +75,4 @@ class SSM(Objective):
         per = sliced_score_loss(lambda y: network(y, tt, cond), x, v, o.variance_reduction)
         if o.weighting == "beta2":
             per = per * ps.schedule.beta.flatten().repeat_interleave(m, 0).to(per.dtype) ** 2
-        return per.mean() / z[0].numel()
+        return per.mean() / ps.z[0].numel()

@@ -23,12 +23,16 @@ class Predictor(Protocol):
     def __call__(self, x: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor: ...
 
 
-def singular_ends(path: ProbabilityPath, prediction: Prediction) -> list[str]:
+def singular_ends(path: ProbabilityPath, prediction: Prediction, *, exact: bool = False) -> list[str]:
     """Why a ``prediction`` on ``path`` cannot be trained or converted at t = 0 or t = 1 (empty if it can).
 
     At ``alpha_0 = 0`` the data cannot be recovered from a noise or score prediction; at ``beta_1 = 0`` the
     noise is not identifiable from ``x`` and the score is undefined; an infinite ``d_alpha``/``d_beta`` at
     an end makes the velocity infinite there.
+
+    ``exact``: the less strict rule for a field reading an exact, finite prediction (not a training target):
+    its velocity ``d_alpha E[z|x] + (beta d_beta) E[eps|x] / beta`` stays finite where ``d_alpha`` and the
+    path's product ``beta d_beta`` are (VP at t = 1), except where the prediction does not determine it.
     """
     if not isinstance(path, GaussianPath):
         return []
@@ -36,33 +40,17 @@ def singular_ends(path: ProbabilityPath, prediction: Prediction) -> list[str]:
     start, end = path.endpoint(0.0), path.endpoint(1.0)
     if float(start.alpha) == 0.0 and prediction in (Prediction.NOISE, Prediction.SCORE):
         reasons.append("t=0: alpha_0 = 0, so the data cannot be recovered from a noise or score prediction")
-    if float(end.beta) == 0.0 and prediction is not Prediction.VELOCITY:
-        reasons.append("t=1: beta_1 = 0, where the score is undefined and the noise is not identifiable")
+    if float(end.beta) == 0.0:
+        if not exact and prediction is not Prediction.VELOCITY:
+            reasons.append("t=1: beta_1 = 0, where the score is undefined and the noise is not identifiable")
+        elif exact and (prediction is Prediction.DATA or (
+                prediction is Prediction.NOISE and not bool(torch.isfinite(end.d_beta)))):
+            reasons.append("t=1: beta_1 = 0, where the noise cannot be recovered from this prediction")
     for name, sched in (("t=0", start), ("t=1", end)):
-        if not all(torch.isfinite(c) for c in (sched.d_alpha, sched.d_beta)):
-            reasons.append(f"{name}: the path's time derivatives are infinite, so the velocity is too")
-    return reasons
-
-
-def field_singular_ends(path: ProbabilityPath, prediction: Prediction) -> list[str]:
-    """Why a field reading an exact, finite ``prediction`` has no finite velocity at t = 0 or t = 1.
-
-    Less strict than :func:`singular_ends` (which is about training targets): the velocity is
-    ``d_alpha E[z|x] + (beta d_beta) E[eps|x] / beta`` and stays finite where ``d_alpha`` and the path's product
-    ``beta d_beta`` are (VP at t = 1), except where the prediction does not determine it.
-    """
-    if not isinstance(path, GaussianPath):
-        return []
-    reasons = []
-    start, end = path.endpoint(0.0), path.endpoint(1.0)
-    if float(start.alpha) == 0.0 and prediction in (Prediction.NOISE, Prediction.SCORE):
-        reasons.append("t=0: alpha_0 = 0, so the data cannot be recovered from a noise or score prediction")
-    if float(end.beta) == 0.0 and (prediction is Prediction.DATA or (
-            prediction is Prediction.NOISE and not bool(torch.isfinite(end.d_beta)))):
-        reasons.append("t=1: beta_1 = 0, where the noise cannot be recovered from this prediction")
-    for name, sched in (("t=0", start), ("t=1", end)):
-        if not all(torch.isfinite(c) for c in (sched.d_alpha, sched.beta_d_beta)):
+        if exact and not all(torch.isfinite(c) for c in (sched.d_alpha, sched.beta_d_beta)):
             reasons.append(f"{name}: d_alpha or beta d_beta is infinite, so the velocity is too")
+        elif not exact and not all(torch.isfinite(c) for c in (sched.d_alpha, sched.d_beta)):
+            reasons.append(f"{name}: the path's time derivatives are infinite, so the velocity is too")
     return reasons
 
 

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from fmcore.core.errors import FmError
-from fmcore.core.field import Field, field_singular_ends, shrink
+from fmcore.core.field import Field, shrink, singular_ends
 from fmcore.core.path import GaussianPath, ProbabilityPath
 from fmcore.core.prediction import Prediction
 
@@ -137,10 +137,10 @@ class Oracle:
 def oracle_time_range(mixture: GaussianMixture, path: ProbabilityPath, prediction: Prediction,
                       t_eps: float) -> tuple[float, float]:
     """``[0, 1]`` shrunk by ``t_eps`` at the ends where the field's conversion is singular
-    (:func:`fmcore.core.field.field_singular_ends`; VP's velocity is finite at t = 1), and at t = 1 when the
+    (:func:`fmcore.core.field.singular_ends` with ``exact``; VP's velocity is finite at t = 1), and at t = 1 when the
     mixture has point masses and ``beta_1 = 0`` (the marginal is then a sum of deltas: velocity and score are
     singular)."""
-    lo, hi = shrink(field_singular_ends(path, prediction), t_eps)
+    lo, hi = shrink(singular_ends(path, prediction, exact=True), t_eps)
     if bool((mixture.stds == 0).any()) and float(path.endpoint(1.0).beta) == 0.0:
         hi = min(hi, 1.0 - t_eps)
     return lo, hi

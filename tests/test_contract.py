@@ -13,7 +13,6 @@ import attrs
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from fmcore import Batch, PathSample, ProbabilityPath, Sampler, hookimpl
 from fmcore.plugins.loading import PluginHost
@@ -22,6 +21,7 @@ from fmcore.recipe.recipe import RecipeError, recipe_from_dict
 from fmcore.run import pairs
 from fmcore.run.sampling import generate
 from tests.conftest import MOONS
+from tests.tables import write_image_folder
 
 
 @attrs.define(kw_only=True)
@@ -70,11 +70,8 @@ def contract(tmp_path_factory):
     host.register(TEST_PLUGIN, "contract-test-paths")
     root = tmp_path_factory.mktemp("contract")
     np.save(root / "points.npy", np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32))
+    write_image_folder(root / "images", seed=1)
     rng = np.random.default_rng(1)
-    for label in ("a", "b"):
-        (root / "images" / label).mkdir(parents=True)
-        for i in range(3):
-            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(root / "images" / label / f"{i}.png")
     pairs.write_manifest(root / "pairs", {"n": 64, "chunk": 64, "shape": [2], "num_classes": 0})
     pairs.save_chunk(root / "pairs", 0, torch.randn(64, 2), torch.randn(64, 2), None)
     (root / "shards").mkdir()

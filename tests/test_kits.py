@@ -21,6 +21,7 @@ from fmcore.testing import (
     check_network_gradients,
     check_network_outputs,
 )
+from tests.tables import write_image_folder
 
 REGISTRY = get_registry()
 #: data sets that need files: made by fixtures below
@@ -57,14 +58,7 @@ def _arrays(tmp_path):
 
 
 def _images(tmp_path):
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for label in ("cat", "dog"):
-        (tmp_path / label).mkdir()
-        for i in range(3):
-            pixels = rng.integers(0, 256, size=(10, 12, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(tmp_path / label / f"{i}.png")
+    write_image_folder(tmp_path, ("cat", "dog"), size=(10, 12))
 
 
 class TestDataset_file(DatasetConformance):

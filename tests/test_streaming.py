@@ -18,6 +18,7 @@ from fmcore.core.errors import FmError
 from fmcore.plugins.loading import get_registry
 from fmcore.run.loader import EpochBatches, epoch_order, process_part
 from fmcore.run.training import HELD, HOLD_ENV
+from tests.tables import write_image_folder
 
 
 def dataset(name: str, **options):
@@ -117,14 +118,7 @@ def test_shards_are_checked_when_opened(tmp_path):
 
 
 def _images(root, n=12, classes=("a", "b")):
-    from PIL import Image
-
-    rng = np.random.default_rng(2)
-    for c in classes:
-        (root / c).mkdir(parents=True)
-        for i in range(n):
-            Image.fromarray(rng.integers(0, 256, (9, 11, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
-    return root
+    return write_image_folder(root, classes, per_class=n, size=(9, 11), seed=2)
 
 
 @pytest.mark.parametrize("cache", [False, True])

@@ -43,6 +43,23 @@ log_every = 10
 """
 
 
+def oracle_recipe(sampler: str, steps: int) -> str:
+    """The exact field of 8gaussians on CondOT (a velocity oracle), sampled with ``sampler`` in ``steps`` steps."""
+    return f"""
+[data]
+name = "8gaussians"
+[path]
+name = "condot"
+[objective]
+name = "cfm"
+[network]
+name = "oracle"
+[sampler]
+name = "{sampler}"
+steps = {steps}
+"""
+
+
 @pytest.fixture(autouse=True)
 def _one_thread(request):
     """One torch thread for every test; opt out with ``@pytest.mark.threads``."""

@@ -16,6 +16,7 @@ from fmcore import Field, Prediction, choice
 from fmcore.core.noise import BatchNoise
 from fmcore.core.oracle import GaussianMixture, Oracle, reference_flow
 from fmcore.run.sampling import generate
+from tests.conftest import oracle_recipe
 
 PATHS = {"condot": CondOTPath(CondOTOptions()), "vp": VPPath(VPOptions())}
 MIX = GaussianMixture.isotropic(torch.tensor([[3.0, 0.0], [-1.5, 2.6], [-1.5, -2.6], [0.0, 0.0]]), 0.5,
@@ -87,19 +88,7 @@ def test_nfe_trajectory_and_needs():
     assert Adams(AdamsOptions(variable="angle")).needs().gaussian_path
 
 
-ORACLE = """
-[data]
-name = "8gaussians"
-[path]
-name = "condot"
-[objective]
-name = "cfm"
-[network]
-name = "oracle"
-[sampler]
-name = "adams"
-steps = 60
-"""
+ORACLE = oracle_recipe("adams", 60)
 
 
 def test_fm_sample_with_adams(fm, write_recipe, tmp_path):

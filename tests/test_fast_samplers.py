@@ -24,6 +24,7 @@ from fmcore.core.oracle import GaussianMixture, Oracle, oracle_field, reference_
 from fmcore.core.transform import transform_field
 from fmcore.run.metrics import wasserstein2
 from fmcore.run.sampling import generate
+from tests.conftest import oracle_recipe
 
 
 class Cosine(GaussianPath):
@@ -250,19 +251,7 @@ def test_transform_predictions_are_invariant():
         PATHS["vp"].log_snr(torch.tensor([0.0])))[0]))
 
 
-ORACLE = """
-[data]
-name = "8gaussians"
-[path]
-name = "condot"
-[objective]
-name = "cfm"
-[network]
-name = "oracle"
-[sampler]
-name = "unipc"
-steps = 40
-"""
+ORACLE = oracle_recipe("unipc", 40)
 
 
 def test_fm_sample_along_another_path(fm, write_recipe, tmp_path):

@@ -7,23 +7,9 @@ import json
 import numpy as np
 import pytest
 
-ORACLE = """
-[data]
-name = "8gaussians"
+from tests.conftest import oracle_recipe
 
-[path]
-name = "condot"
-
-[objective]
-name = "cfm"
-
-[network]
-name = "oracle"
-
-[sampler]
-name = "heun"
-steps = 16
-"""
+ORACLE = oracle_recipe("heun", 16)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from fmcore.core.oracle import GaussianMixture, Oracle, oracle_field, reference_
 from fmcore.core.transform import transform_field
 from fmcore.run.metrics import wasserstein2
 from fmcore.run.sampling import generate
+from fmcore.testing.samplers import CountingNetwork
 from tests.conftest import oracle_recipe
 
 
@@ -188,19 +189,14 @@ def test_seed_reproducible_whatever_the_batch_split(make):
 
 
 def test_nfe_is_the_number_of_network_evaluations():
-    calls = []
-
-    def net(x, t, cond=None):
-        calls.append(1)
-        return Oracle(MIX, PATHS["condot"])(x, t)
-
+    net = CountingNetwork(Oracle(MIX, PATHS["condot"]))
     f = Field(net, PATHS["condot"])
     x0 = torch.randn(8, 2)
     for sampler in (DDIM(DDIMOptions(steps=7, eta=0.5)), DPMSolverPP(DPMSolverOptions(steps=7)),
                     UniPC(UniPCOptions(steps=7)), EDM(EDMOptions(steps=5, s_churn=5.0)),
                     EDM(EDMOptions(steps=5, euler_last=True))):
-        calls.clear()
-        assert sampler.run(f, x0, BatchNoise(0, 0, 8, (2,), "cpu")).nfe == len(calls)
+        net.calls = 0
+        assert sampler.run(f, x0, BatchNoise(0, 0, 8, (2,), "cpu")).nfe == net.calls
     assert UniPC(UniPCOptions(steps=7)).nfe(7) == 7 and EDM(EDMOptions(steps=5)).nfe(5) == 10
 
 

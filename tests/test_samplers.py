@@ -17,6 +17,7 @@ from fmcore.core.noise import BatchNoise
 from fmcore.core.oracle import GaussianMixture, Oracle, oracle_field
 from fmcore.run.metrics import wasserstein2
 from fmcore.run.sampling import generate
+from fmcore.testing.samplers import CountingNetwork
 from tests.tables import DEFAULT_PATHS
 
 PATHS = DEFAULT_PATHS
@@ -151,20 +152,15 @@ def test_nfe_accounting():
     assert PredictorCorrector(PCOptions(steps=10, predictor=choice("sampler", "heun"), corrector_steps=2)).nfe(10) == 40
     assert PredictorCorrector(PCOptions(steps=10, corrector_steps=1)).nfe(10) == 20
     # a counting network confirms the reported NFE
-    calls = []
-
-    def net(x, t, cond=None):
-        calls.append(1)
-        return Oracle(MIX, PATHS["condot"])(x, t)
-
+    net = CountingNetwork(Oracle(MIX, PATHS["condot"]))
     f = Field(net, PATHS["condot"])
     x0 = torch.randn(8, 2)
     for sampler in (Heun(HeunOptions(steps=7, euler_last=True)), PredictorCorrector(PCOptions(steps=5)),
                     Heun(HeunOptions(steps=6, grid=choice("grid", "angle"), variable="angle", euler_last=True)),
                     AnnealedLangevin(AnnealedLangevinOptions(steps=4, steps_per_level=2))):
-        calls.clear()
+        net.calls = 0
         result = sampler.run(f, x0, BatchNoise(0, 0, 8, (2,), "cpu"))
-        assert result.nfe == len(calls)
+        assert result.nfe == net.calls
 
 
 def test_heun_euler_last_avoids_singular_end():

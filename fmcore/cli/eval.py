@@ -49,10 +49,9 @@ def run(args, host) -> int:
     run = api.load_run(args.run_dir, ema=not args.no_ema, overrides=args.set, sampler=args.sampler,
                        registry=registry_of(host))
     device = resolve_device(args.device)
-    processes = launched(device)  # several under torchrun: each draws its share of the samples
-    device = local_device(device, processes)
-    report = evaluate(run.opened, args.n, seed=args.seed, device=device, guidance=args.guidance,
-                      features=args.features, source=args.source, processes=processes)
+    with launched(device) as processes:  # several under torchrun: each draws its share of the samples
+        report = evaluate(run.opened, args.n, seed=args.seed, device=local_device(device, processes),
+                          guidance=args.guidance, features=args.features, source=args.source, processes=processes)
     if processes.main:
         print(json.dumps(report.values, indent=2) if args.json else report.render())
     return 0

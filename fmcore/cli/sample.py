@@ -45,22 +45,27 @@ def check_sampler_overrides(overrides: list[str], command: str) -> None:
 
 
 def run(args, host) -> int:
-    from tqdm.auto import tqdm
-
     from fmcore import api
-    from fmcore.recipe.build import blame
-    from fmcore.run import plotting
     from fmcore.run.distributed import launched, local_device
     from fmcore.run.rundir import resolve_device
-    from fmcore.run.sampling import balanced_labels, generate, parse_classes
 
     check_sampler_overrides(args.set, "sample")
     run = api.load_run(args.run_dir, ema=not args.no_ema, overrides=args.set, sampler=args.sampler,
                        registry=registry_of(host))
-    c = run.components
     device = resolve_device(args.device)
-    processes = launched(device)  # several under torchrun: each draws its share of the noise blocks
-    device = local_device(device, processes)
+    with launched(device) as processes:  # several under torchrun: each draws its share of the noise blocks
+        return sample(args, run, local_device(device, processes), processes)
+
+
+def sample(args, run, device, processes) -> int:
+    """Draw, write and report ``args.n`` samples of ``run`` (this process's share of them under torchrun)."""
+    from tqdm.auto import tqdm
+
+    from fmcore.recipe.build import blame
+    from fmcore.run import plotting
+    from fmcore.run.sampling import balanced_labels, generate, parse_classes
+
+    c = run.components
     c.network.to(device)
     info, labels, guidance = c.network.info, None, args.guidance
     if args.classes is not None:

@@ -8,7 +8,9 @@ one a single process draws. Only the main process writes.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import attrs
 import torch
@@ -43,15 +45,25 @@ def share(n: int, rank: int, world: int) -> tuple[int, int]:
     return start, end - start
 
 
-def launched(device: torch.device) -> Processes:
+@contextlib.contextmanager
+def launched(device: torch.device) -> Iterator[Processes]:
     """The processes of this launch: ``Processes()`` when alone; under ``torchrun`` / ``accelerate launch``
-    (``WORLD_SIZE > 1`` in the environment) the default process group, started here if it is not yet
-    (gloo on the CPU, NCCL on CUDA)."""
+    (``WORLD_SIZE > 1`` in the environment) the default process group, started here if it is not yet (gloo on
+    the CPU, NCCL on CUDA). On a normal exit every process waits for the others (the main one still writes)
+    and a group started here is destroyed: a process that leaves with its group alive can abort at interpreter
+    exit ("terminate called without an active exception") while the others work."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return Processes()
-    if not dist.is_initialized():
+        yield Processes()
+        return
+    started = not dist.is_initialized()
+    if started:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Processes(dist.get_rank(), dist.get_world_size())
+    try:
+        yield Processes(dist.get_rank(), dist.get_world_size())
+        dist.barrier()
+    finally:
+        if started:
+            dist.destroy_process_group()
 
 
 def local_device(device: torch.device, processes: Processes) -> torch.device:

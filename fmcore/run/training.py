@@ -376,8 +376,7 @@ class Trainer:
                 self.write_preview(self.run_dir / f"samples_step{self.step:08d}.png")
         bar.close()
         final = self._finish(metrics_file)
-        if o.log_with != "none":
-            acc.end_training()
+        acc.end_training()  # trackers finish; a process group is destroyed (alive at exit, gloo can abort)
         return TrainResult(self.run_dir, self.step, final, acc.is_main_process)
 
     def train_step(self, log_now: bool = False):

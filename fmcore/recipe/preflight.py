@@ -13,8 +13,9 @@ predict the peak to the byte. ``FMCORE_SKIP_MEMORY_CHECK=1`` (or ``--skip-memory
 
 from __future__ import annotations
 
+import contextlib
 import os
-from itertools import chain
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -50,6 +51,27 @@ def meta_network(choice: Choice, info: DataInfo) -> nn.Module | None:
         return None
 
 
+@contextlib.contextmanager
+def on_meta(net: nn.Module) -> Iterator[None]:
+    """``net`` with every parameter and buffer swapped for a storage-less ``meta`` copy, restored on exit.
+
+    A plain swap in the modules' own tables: ``torch.func.functional_call`` does the same but imports TorchDynamo
+    (some 800 modules, seconds) on first use, and doing that under ``torchrun`` pins the process group for good
+    (its threads then outlive the interpreter and abort the process at exit)."""
+    saved = []
+    for module in net.modules():
+        for table in (module._parameters, module._buffers):
+            for name, value in table.items():
+                if value is not None:
+                    saved.append((table, name, value))
+                    table[name] = torch.empty_like(value, device="meta")
+    try:
+        yield
+    finally:
+        for table, name, value in reversed(saved):
+            table[name] = value
+
+
 def activations(net: nn.Module, info: DataInfo, batch: int) -> tuple[int, int] | None:
     """(sum, largest) bytes of the leaf modules' outputs in one forward pass on a batch, computed on the meta
     device; None when the network cannot run there."""
@@ -61,13 +83,12 @@ def activations(net: nn.Module, info: DataInfo, batch: int) -> tuple[int, int] |
 
     leaves = [m for m in net.modules() if next(m.children(), None) is None]
     handles = [m.register_forward_hook(hook) for m in leaves]
-    meta = {k: torch.empty_like(v, device="meta") for k, v in chain(net.named_parameters(), net.named_buffers())}
     args = [torch.empty((batch, *info.shape), device="meta"), torch.empty(batch, device="meta")]
     if info.num_classes:
         args.append(torch.zeros(batch, dtype=torch.long, device="meta"))
     try:
-        with torch.no_grad():
-            torch.func.functional_call(net, meta, tuple(args), strict=False)
+        with torch.no_grad(), on_meta(net):
+            net(*args)
     except Exception:  # noqa: BLE001 - an estimate only: networks that cannot run on meta are not estimated
         return None
     finally:

@@ -38,6 +38,7 @@ from fmcore.recipe.recipe import Recipe
 from fmcore.recipe.train_options import MAX_SEED, TrainOptions
 from fmcore.run import checkpoint as ckpt
 from fmcore.run import plotting, rundir
+from fmcore.run.distributed import import_dynamo, several
 from fmcore.run.ema import EMA
 from fmcore.run.loader import POSITION, BatchStream
 from fmcore.run.lock import LOCK, RunLock
@@ -87,6 +88,8 @@ def make_accelerator(o: TrainOptions, run_dir: Path) -> Accelerator:
     if o.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise FmError("[train] mixed_precision = 'fp16' needs a CUDA GPU (fp16 autocast with gradient scaling); "
                       "use 'bf16' or 'no' on the CPU")
+    if several():
+        import_dynamo()  # before accelerate starts the process group (fmcore.run.distributed.import_dynamo)
     kwargs = {}
     if o.log_with != "none":
         kwargs.update(log_with=o.log_with, project_dir=str(run_dir / "logs"))

@@ -4,6 +4,7 @@ independent coupling's loss unchanged, recipes, and exact resume with a random (
 from __future__ import annotations
 
 import itertools
+import math
 import shutil
 
 import pytest
@@ -68,6 +69,29 @@ def test_sinkhorn_plan_has_uniform_marginals_and_no_mass_across_labels():
     assert float(p[labels[:, None] != labels[None, :]].max()) == 0.0
 
 
+@pytest.mark.parametrize("iterations", [1, 2, 10, 11, 37])
+@pytest.mark.parametrize("epsilon", [0.01, 0.05, 1.0])
+def test_sinkhorn_matches_the_plain_log_domain_iteration(iterations, epsilon):
+    """The stabilised kernel-domain iterations are the log-domain Sinkhorn updates, iteration for iteration."""
+    torch.manual_seed(6)
+    x0, z = torch.randn(40, 2, dtype=torch.float64), 3 * torch.randn(40, 2, dtype=torch.float64)
+    labels = torch.arange(40) % 2
+    for lab in (None, labels):
+        cost = ((x0[:, None] - z[None]) ** 2).sum(-1)
+        log_k = -cost / (epsilon * cost.mean())
+        if lab is not None:
+            log_k = log_k.masked_fill(lab[:, None] != lab[None, :], -math.inf)
+        f, g = torch.zeros(40, dtype=torch.float64), torch.zeros(40, dtype=torch.float64)
+        for _ in range(iterations):
+            f = -math.log(40) - torch.logsumexp(log_k + g[None, :], dim=1)
+            g = -math.log(40) - torch.logsumexp(log_k + f[:, None], dim=0)
+        want = log_k + f[:, None] + g[None, :]
+        got = Sinkhorn(SinkhornOptions(epsilon=epsilon, iterations=iterations)).plan(x0, z, lab)
+        finite = torch.isfinite(want)
+        assert torch.equal(finite, torch.isfinite(got))
+        torch.testing.assert_close(got[finite], want[finite], atol=1e-9, rtol=1e-9)
+
+
 def test_sinkhorn_tends_to_exact_ot_as_epsilon_shrinks():
     torch.manual_seed(3)
     eps, z = torch.randn(7, 2), torch.randn(7, 2) * 2
@@ -75,7 +99,7 @@ def test_sinkhorn_tends_to_exact_ot_as_epsilon_shrinks():
     paired, _, _ = sinkhorn.pair(eps, z)
     assert paired_cost(paired, z) == pytest.approx(brute_force_cost(eps, z), rel=1e-6)
     wide = Sinkhorn(SinkhornOptions(epsilon=50.0, iterations=50)).plan(eps, z, None).exp()
-    torch.testing.assert_close(wide, torch.full((7, 7), 1 / 49), atol=2e-3, rtol=0)  # large eps: independent
+    torch.testing.assert_close(wide, torch.full((7, 7), 1 / 49, dtype=torch.float64), atol=2e-3, rtol=0)  # large eps: independent
 
 
 def test_sinkhorn_sampled_partners_follow_the_plan_columns_and_the_global_generator():

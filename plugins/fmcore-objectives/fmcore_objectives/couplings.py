@@ -51,29 +51,46 @@ class SinkhornOptions:
                             validator=one_of(("sample", "argmax")))
 
 
+#: kernel-domain iterations between two absorptions of the scalings into the log-domain potentials
+ABSORB_EVERY = 10
+
+
 class Sinkhorn(Coupling):
-    """Entropic minibatch OT (Cuturi 2013) in the log domain, on the device: the plan
-    ``P = diag(e^u) exp(-C / reg) diag(e^v)`` with uniform marginals, ``reg = epsilon * mean(C)``; each data
-    point's partner is drawn from (or is the mode of) its column of ``P``."""
+    """Entropic minibatch OT (Cuturi 2013), on the device: the plan ``P = diag(e^f) exp(-C / reg) diag(e^g)``
+    with uniform marginals, ``reg = epsilon * mean(C)``; each data point's partner is drawn from (or is the
+    mode of) its column of ``P``."""
 
     Options = SinkhornOptions
 
     def plan(self, x0: Tensor, z: Tensor, labels: Tensor | None) -> Tensor:
         """``log P`` [n, n] (rows: prior draws, columns: data), after the budgeted Sinkhorn iterations; pairs
-        across labels have probability zero. Columns sum exactly to 1/n, rows approximately."""
+        across labels have probability zero. Columns sum exactly to 1/n, rows approximately.
+
+        Log-stabilised (Schmitzer 2019): the potentials ``f, g`` live in the log domain, in float64; between
+        two absorptions the iterations run on the scaled kernel ``K = exp(log_k + f + g)`` as matrix-vector
+        products, ``a = (1/n) / (K b)``, ``b = (1/n) / (K^T a)``, and every :data:`ABSORB_EVERY` iterations
+        ``f += log a``, ``g += log b``. The same iterates as the log-domain updates
+        ``f = -log n - LSE_j(log_k + g)``, ``g = -log n - LSE_i(log_k + f)`` (the first iteration is one),
+        at two matrix-vector products per iteration instead of two exponentiations of the n x n matrix."""
         o = self.options
-        cost = squared_distances(x0, z)
+        cost = squared_distances(x0.double(), z.double())
         n = cost.shape[0]
         log_k = -cost / (o.epsilon * cost.mean().clamp_min(1e-12))
         if labels is not None:
             log_k = log_k.masked_fill(labels[:, None] != labels[None, :], -math.inf)
         log_m = -math.log(n)
-        u = torch.zeros(n, device=cost.device, dtype=cost.dtype)
-        v = torch.zeros_like(u)
-        for _ in range(o.iterations):
-            u = log_m - torch.logsumexp(log_k + v[None, :], dim=1)
-            v = log_m - torch.logsumexp(log_k + u[:, None], dim=0)
-        return log_k + u[:, None] + v[None, :]
+        f = log_m - torch.logsumexp(log_k, dim=1)
+        g = log_m - torch.logsumexp(log_k + f[:, None], dim=0)
+        done = 1
+        while done < o.iterations:
+            k = torch.exp(log_k + f[:, None] + g[None, :])
+            a, b = torch.ones_like(f), torch.ones_like(g)
+            for _ in range(min(ABSORB_EVERY, o.iterations - done)):
+                a = (1.0 / n) / (k @ b)
+                b = (1.0 / n) / (k.T @ a)
+            f, g = f + a.log(), g + b.log()
+            done += ABSORB_EVERY
+        return log_k + f[:, None] + g[None, :]
 
     def partners(self, x0: Tensor, z: Tensor, labels: Tensor | None) -> Tensor:
         log_p = self.plan(x0, z, labels)

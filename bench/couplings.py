@@ -33,7 +33,7 @@ from fmcore.run.sampling import generate
 from fmcore.run.training import Trainer, train
 
 COUPLINGS = {"independent": {"name": "independent"}, "ot": {"name": "ot"},
-             "sinkhorn": {"name": "sinkhorn", "epsilon": 0.05, "iterations": 50}}
+             "sinkhorn": {"name": "sinkhorn"}}
 NFES = (1, 2, 4, 100)
 
 

@@ -99,7 +99,7 @@ def test_sinkhorn_tends_to_exact_ot_as_epsilon_shrinks():
     paired, _, _ = sinkhorn.pair(eps, z)
     assert paired_cost(paired, z) == pytest.approx(brute_force_cost(eps, z), rel=1e-6)
     wide = Sinkhorn(SinkhornOptions(epsilon=50.0, iterations=50)).plan(eps, z, None).exp()
-    torch.testing.assert_close(wide, torch.full((7, 7), 1 / 49, dtype=torch.float64), atol=2e-3, rtol=0)  # large eps: independent
+    torch.testing.assert_close(wide, torch.full((7, 7), 1 / 49), atol=2e-3, rtol=0)  # large eps: independent
 
 
 def test_sinkhorn_sampled_partners_follow_the_plan_columns_and_the_global_generator():

@@ -9,6 +9,7 @@ import pytest
 import torch
 from fmcore_objectives.ssm import SSM, projections, sliced_score_loss
 
+from fmcore import Prediction, convert
 from fmcore.recipe.build import build
 from fmcore.recipe.recipe import load_recipe
 from tests.conftest import MOONS
@@ -97,3 +98,28 @@ def test_ssm_loss_equals_half_the_dsm_loss_plus_a_constant_in_expectation(regist
     # the same t and eps draws (ssm draws its projections after them); the constant E[||eps||^2] / D = 1
     assert abs(losses[0] - losses[1]) > 0.5
     assert gaps[0] == pytest.approx(1.0, abs=0.1) and gaps[1] == pytest.approx(1.0, abs=0.1)
+
+
+@pytest.mark.parametrize("kind", ["noise", "data", "velocity"])
+def test_a_network_predicting_another_quantity_is_scored_through_its_exact_conversion(registry, write_recipe, kind):
+    """``prediction = KIND``: the loss of a network predicting KIND is the score loss of the network converted
+    to the score (here, of a score network converted to KIND and back), draw for draw."""
+    text = MOONS.replace('name = "condot"', 'name = "vp"').replace('name = "cfm"', 'name = "ssm"')
+    score_objective = build(load_recipe(write_recipe(text), registry), registry)
+    other = build(load_recipe(write_recipe(text.replace('name = "ssm"', f'name = "ssm"\nprediction = "{kind}"'),
+                                           name="k.toml"), registry), registry)
+    assert other.objective.prediction.value == kind
+    torch.manual_seed(3)
+    net = score_objective.network.double()
+    path = score_objective.path
+
+    def as_kind(x, t, cond):  # the score network, re-expressed as a KIND prediction
+        return convert(net(x, t, cond), Prediction.SCORE, Prediction(kind), x, path.schedule(t, x))
+
+    batch = score_objective.dataset.sample(512, torch.Generator().manual_seed(4))
+    batch = type(batch)(batch.x.double())
+    torch.manual_seed(5)
+    want = score_objective.objective.loss(net, path, batch)
+    torch.manual_seed(5)
+    got = other.objective.loss(as_kind, path, batch)
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)

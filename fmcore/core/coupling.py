@@ -34,11 +34,12 @@ if TYPE_CHECKING:
 
 
 def squared_distances(a: Tensor, b: Tensor) -> Tensor:
-    """``C_ij = ||a_i - b_j||^2`` over flattened rows, in float32 at least."""
+    """``C_ij = ||a_i - b_j||^2 = ||a_i||^2 + ||b_j||^2 - 2 a_i . b_j`` over flattened rows (one matrix product,
+    clamped at 0 against rounding), in float32 at least."""
     a, b = a.flatten(1), b.flatten(1)
     if a.dtype not in (torch.float32, torch.float64):
         a, b = a.float(), b.float()
-    return torch.cdist(a, b).square()
+    return torch.addmm((a * a).sum(1, keepdim=True) + (b * b).sum(1), a, b.T, alpha=-2.0).clamp_min_(0.0)
 
 
 class Coupling(abc.ABC):

@@ -7,7 +7,9 @@ up to a constant, and the trace is estimated with random projections ``v`` (``E[
     J(s) = E_t lambda(t) E_{x ~ p_t} E_v [ v^T (ds/dx) v + 1/2 (v^T s)^2 ],   lambda(t) = beta_t^2.
 
 ``v^T (ds/dx) v`` is one reverse-mode pass through ``v . s`` (double backward). With
-``variance_reduction`` (SSM-VR) the second term is replaced by its exact mean ``1/2 ||s||^2``.
+``variance_reduction`` (SSM-VR) the second term is replaced by its exact mean ``1/2 ||s||^2``. The network may
+predict the score itself or another quantity converted to it exactly (``prediction``; e.g. the noise,
+``s = -eps_hat / beta_t``), the conversion inside the differentiated function.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from fmcore import Objective, Prediction
+from fmcore import Objective, Prediction, convert
 from fmcore.core.options import help_field, one_of, positive
 from fmcore_objectives.objectives import ScoreOptions
 
@@ -33,6 +35,9 @@ class SSMOptions(ScoreOptions):
     variance_reduction: bool = help_field(True, "use 1/2 ||s||^2 (the exact mean over v) instead of 1/2 (v.s)^2")
     weighting: str = help_field("beta2", "lambda(t): 'beta2' (= beta_t^2) or 'none' (= 1)",
                                 validator=one_of(("beta2", "none")))
+    prediction: str = help_field("score", "what the network predicts, converted to the score exactly: 'score', "
+                                 "'noise' (s = -eps / beta_t), 'data' or 'velocity'",
+                                 validator=one_of(tuple(p.value for p in Prediction)))
 
 
 def projections(like: Tensor, distribution: str) -> Tensor:
@@ -62,8 +67,11 @@ class SSM(Objective):
     """Sliced score matching: lambda(t) E_v [v^T (ds/dx) v + 1/2 (v^T s)^2] on x_t ~ p_t (no conditional target)."""
 
     Options = SSMOptions
-    prediction = Prediction.SCORE
     uses_coupling = True
+
+    @property
+    def prediction(self) -> Prediction:  # type: ignore[override]
+        return Prediction(self.options.prediction)
 
     def loss(self, network, path, batch, null_label: int = 0) -> Tensor:
         o = self.options
@@ -72,7 +80,10 @@ class SSM(Objective):
         x, tt = ps.x.repeat_interleave(m, 0), t.repeat_interleave(m, 0)
         cond = None if cond is None else cond.repeat_interleave(m, 0)
         v = projections(x if x.dtype == torch.float64 else x.float(), o.distribution)
-        per = sliced_score_loss(lambda y: network(y, tt, cond), x, v, o.variance_reduction)
+        sched = ps.schedule if m == 1 else path.schedule(tt, x)
+        kind = self.prediction
+        per = sliced_score_loss(lambda y: convert(network(y, tt, cond), kind, Prediction.SCORE, y, sched), x, v,
+                                o.variance_reduction)
         if o.weighting == "beta2":
-            per = per * ps.schedule.beta.flatten().repeat_interleave(m, 0).to(per.dtype) ** 2
+            per = per * sched.beta.flatten().to(per.dtype) ** 2
         return per.mean() / ps.z[0].numel()

@@ -1,7 +1,8 @@
 """Couplings: what pairing costs per training step, and what it buys at few sampling steps.
 
-    python bench/couplings.py cost  [--batch 256 512 1024] [--steps 60]
+    python bench/couplings.py cost  [--batch 256 512 1024] [--steps 60] [--sinkhorn EPSILON ITERATIONS]
     python bench/couplings.py table [--seconds 20] [--seeds 0 1 2] [--datasets 8gaussians moons] [--steps N]
+                                    [--couplings independent ot sinkhorn] [--sinkhorn EPSILON ITERATIONS]
 
 ``cost`` times, on this machine's threads (or its GPU, where accelerate finds one), a full training step
 (fmcore's Trainer.train_step: data, loss with the coupling, backward, Adam, EMA) beside the coupling's ``pair``
@@ -133,7 +134,12 @@ def main() -> None:
     t.add_argument("--datasets", nargs="+", default=["8gaussians", "moons"])
     t.add_argument("--couplings", nargs="+", default=list(COUPLINGS), choices=list(COUPLINGS))
     t.add_argument("--steps", type=int, help="equal step budgets instead of equal wall time")
+    for sub_parser in (c, t):
+        sub_parser.add_argument("--sinkhorn", nargs=2, metavar=("EPSILON", "ITERATIONS"), type=float,
+                                help="the sinkhorn coupling's epsilon and iterations (default: its defaults)")
     args = ap.parse_args()
+    if args.sinkhorn:
+        COUPLINGS["sinkhorn"] = {"name": "sinkhorn", "epsilon": args.sinkhorn[0], "iterations": int(args.sinkhorn[1])}
     torch.set_num_threads(min(2, torch.get_num_threads()))
     if args.what == "cost":
         step_rates(args.batch, args.steps, couplings=args.couplings)

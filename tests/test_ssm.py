@@ -75,9 +75,10 @@ def test_projections_have_identity_second_moment():
 def test_ssm_loss_equals_half_the_dsm_loss_plus_a_constant_in_expectation(registry, write_recipe):
     """By Stein's lemma E[s . eps] = beta E[tr ds/dx], so E[DSM] = 2 E[SSM] + E[lambda ||eps||^2 / beta^2] / D:
     the two losses of the same network differ by a network-independent constant (checked on two networks)."""
-    text = MOONS.replace('name = "condot"', 'name = "vp"').replace('name = "cfm"', 'name = "ssm"')
+    text = MOONS.replace('name = "condot"', 'name = "vp"').replace('name = "cfm"', 'name = "ssm"\nprediction = "score"')
     c = build(load_recipe(write_recipe(text), registry), registry)
-    dsm = build(load_recipe(write_recipe(text.replace('"ssm"', '"dsm"'), name="dsm.toml"), registry), registry)
+    dsm_text = text.replace('"ssm"', '"dsm"').replace('prediction = "score"\n', "")
+    dsm = build(load_recipe(write_recipe(dsm_text, name="dsm.toml"), registry), registry)
     assert isinstance(c.objective, SSM) and c.objective.prediction.value == "score"
     batch = c.dataset.sample(20000, torch.Generator().manual_seed(6))
     gaps, losses = [], []
@@ -100,14 +101,13 @@ def test_ssm_loss_equals_half_the_dsm_loss_plus_a_constant_in_expectation(regist
     assert gaps[0] == pytest.approx(1.0, abs=0.1) and gaps[1] == pytest.approx(1.0, abs=0.1)
 
 
-@pytest.mark.parametrize("kind", ["noise", "data", "velocity"])
+@pytest.mark.parametrize("kind", ["noise", "data", "velocity", "score"])
 def test_a_network_predicting_another_quantity_is_scored_through_its_exact_conversion(registry, write_recipe, kind):
     """``prediction = KIND``: the loss of a network predicting KIND is the score loss of the network converted
     to the score (here, of a score network converted to KIND and back), draw for draw."""
-    text = MOONS.replace('name = "condot"', 'name = "vp"').replace('name = "cfm"', 'name = "ssm"')
-    score_objective = build(load_recipe(write_recipe(text), registry), registry)
-    other = build(load_recipe(write_recipe(text.replace('name = "ssm"', f'name = "ssm"\nprediction = "{kind}"'),
-                                           name="k.toml"), registry), registry)
+    text = MOONS.replace('name = "condot"', 'name = "vp"').replace('name = "cfm"', 'name = "ssm"\nprediction = "{}"')
+    score_objective = build(load_recipe(write_recipe(text.format("score")), registry), registry)
+    other = build(load_recipe(write_recipe(text.format(kind), name="k.toml"), registry), registry)
     assert other.objective.prediction.value == kind
     torch.manual_seed(3)
     net = score_objective.network.double()

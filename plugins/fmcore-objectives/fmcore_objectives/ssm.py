@@ -35,9 +35,9 @@ class SSMOptions(ScoreOptions):
     variance_reduction: bool = help_field(True, "use 1/2 ||s||^2 (the exact mean over v) instead of 1/2 (v.s)^2")
     weighting: str = help_field("beta2", "lambda(t): 'beta2' (= beta_t^2) or 'none' (= 1)",
                                 validator=one_of(("beta2", "none")))
-    prediction: str = help_field("score", "what the network predicts, converted to the score exactly: 'score', "
-                                 "'noise' (s = -eps / beta_t), 'data' or 'velocity'",
-                                 validator=one_of(tuple(p.value for p in Prediction)))
+    prediction: str = help_field("noise", "what the network predicts, converted to the score exactly: 'noise' "
+                                 "(s = -eps / beta_t: outputs of order 1 at every noise level), 'score', 'data' or "
+                                 "'velocity'", validator=one_of(tuple(p.value for p in Prediction)))
 
 
 def projections(like: Tensor, distribution: str) -> Tensor:

@@ -22,6 +22,7 @@ from fmcore.run import pairs as store
 from fmcore.run import reflow as reflow_module
 from fmcore.run.lock import RunLock
 from fmcore.run.metrics import straightness
+from fmcore.run.rundir import resolve_device
 from fmcore.run.training import train
 from tests.conftest import MOONS
 
@@ -57,7 +58,8 @@ def test_pairs_are_fm_sample_endpoints_and_reproducible(fm, source, tmp_path):
     assert labels is None and classes == 0 and noise.shape == data.shape == (PAIRS, 2)
     # the noise is sample i's prior draw and the endpoint is what fm sample draws for sample i
     assert torch.equal(noise, BatchNoise(0, 0, PAIRS, (2,), "cpu").prior())
-    assert torch.equal(data, fmcore.load_run(source).sample(PAIRS, seed=0))
+    on = resolve_device(None)  # fm reflow draws on the default device, as fm sample does (cuda where there is one)
+    assert torch.equal(data, fmcore.load_run(source).sample(PAIRS, seed=0, device=on).cpu())
     # a chunk drawn again (alone) is byte-identical; a rerun trains nothing new and draws nothing
     first = chunk_bytes(folder)
     (folder / "chunk_000002.safetensors").unlink()

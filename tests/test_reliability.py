@@ -160,7 +160,7 @@ def test_a_huge_class_label_sizing_the_embedding_is_refused(fm, write_recipe, tm
 def test_drawing_more_samples_than_memory_holds_is_refused(fm, trained, tmp_path, monkeypatch):
     monkeypatch.setattr(preflight, "available", lambda device: 10**6)
     out = tmp_path / "x.npy"
-    err = _error(fm, "sample", trained, "--n", "20000", "--out", out)
+    err = _error(fm, "sample", trained, "--n", "20000", "--out", out, "--device", "cpu")
     assert "drawing 20,000 samples needs about" in err and "but cpu has 976.6 KiB available" in err
     assert not out.exists()
     code, _, err = fm("sample", trained, "--n", "20000", "--out", out, "--skip-memory-check")

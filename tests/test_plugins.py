@@ -141,8 +141,8 @@ def test_registering_a_non_component_marks_only_that_plugin_broken():
     [
         (Misnamed, "hook implementation 'register_path' matches no fmcore hook (did you mean 'register_paths'?); "
                    "hooks: register_datasets, register_paths"),
-        # the rest of this message is pluggy's own, worded differently across its versions
-        (ExtraArgument, "malformed hook implementation: Plugin 'ExtraArgument' for hook 'register_paths'"),
+        # after our prefix the message is pluggy's own, worded differently across its versions
+        (ExtraArgument, ("malformed hook implementation: ", "ExtraArgument", "register_paths", "extra")),
         (NoArgument, "hook implementation register_paths() must take exactly one argument, `register`"),
         (Unmarked, "register_paths is not marked with @fmcore.hookimpl, so fmcore cannot call it"),
         (Empty, "it has no fmcore hook implementation (expected a function such as "
@@ -153,7 +153,7 @@ def test_malformed_hook_implementations_are_reported_not_ignored(plugin, message
     host = _host(plugin, Good)
     assert host.registry().names("path") == ["good"]
     record = host.records[plugin.__name__]
-    assert message in record.error
+    assert all(part in record.error for part in ((message,) if isinstance(message, str) else message)), record.error
     assert host.pm.get_plugin(plugin.__name__) is None, "a malformed plugin must not stay registered"
 
 

@@ -59,7 +59,11 @@ def test_pairs_are_fm_sample_endpoints_and_reproducible(fm, source, tmp_path):
     # the noise is sample i's prior draw and the endpoint is what fm sample draws for sample i
     assert torch.equal(noise, BatchNoise(0, 0, PAIRS, (2,), "cpu").prior())
     on = resolve_device(None)  # fm reflow draws on the default device, as fm sample does (cuda where there is one)
-    assert torch.equal(data, fmcore.load_run(source).sample(PAIRS, seed=0, device=on).cpu())
+    again = fmcore.load_run(source).sample(PAIRS, seed=0, device=on).cpu()
+    if on.type == "cpu":
+        assert torch.equal(data, again)
+    else:  # GPU kernels round differently for different batch sizes (reflow draws in chunks)
+        torch.testing.assert_close(data, again, rtol=1e-5, atol=1e-5)
     # a chunk drawn again (alone) is byte-identical; a rerun trains nothing new and draws nothing
     first = chunk_bytes(folder)
     (folder / "chunk_000002.safetensors").unlink()

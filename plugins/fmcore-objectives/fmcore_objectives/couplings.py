@@ -42,7 +42,7 @@ def _assignment(x0: Tensor, z: Tensor) -> np.ndarray:
 
 @attrs.define(kw_only=True)
 class SinkhornOptions:
-    epsilon: float = help_field(0.2, "entropic regularisation, relative to the batch's mean squared distance "
+    epsilon: float = help_field(0.5, "entropic regularisation, relative to the batch's mean squared distance "
                                 "(smaller: closer to exact OT and straighter paths, slower to converge)",
                                 validator=positive)
     iterations: int = help_field(20, "Sinkhorn iterations per batch (a fixed budget: no host synchronisation)",

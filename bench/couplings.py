@@ -38,12 +38,15 @@ COUPLINGS = {"independent": {"name": "independent"}, "ot": {"name": "ot"},
 NFES = (1, 2, 4, 100)
 
 
+LR = [2e-3]  # Adam's learning rate for every run (--lr)
+
+
 def recipe(dataset: str, coupling: str, steps: int, batch: int = 256, seed: int = 0):
     raw = {
         "data": {"name": dataset}, "path": {"name": "condot"}, "objective": {"name": "cfm"},
         "network": {"name": "mlp", "hidden": [256, 256, 256]}, "sampler": {"name": "euler", "steps": 100},
         "coupling": COUPLINGS[coupling],
-        "train": {"steps": steps, "batch_size": batch, "lr": 2e-3, "schedule": "cosine",
+        "train": {"steps": steps, "batch_size": batch, "lr": LR[0], "schedule": "cosine",
                   "warmup": min(100, steps // 10), "ema": 0.999, "log_every": max(1, min(100, steps)), "seed": seed},
     }
     return recipe_from_dict(raw, get_registry(), source=f"{dataset}/{coupling}")
@@ -135,9 +138,11 @@ def main() -> None:
     t.add_argument("--couplings", nargs="+", default=list(COUPLINGS), choices=list(COUPLINGS))
     t.add_argument("--steps", type=int, help="equal step budgets instead of equal wall time")
     for sub_parser in (c, t):
+        sub_parser.add_argument("--lr", type=float, default=2e-3, help="Adam's learning rate (default 2e-3)")
         sub_parser.add_argument("--sinkhorn", nargs=2, metavar=("EPSILON", "ITERATIONS"), type=float,
                                 help="the sinkhorn coupling's epsilon and iterations (default: its defaults)")
     args = ap.parse_args()
+    LR[0] = args.lr
     if args.sinkhorn:
         COUPLINGS["sinkhorn"] = {"name": "sinkhorn", "epsilon": args.sinkhorn[0], "iterations": int(args.sinkhorn[1])}
     torch.set_num_threads(min(2, torch.get_num_threads()))

@@ -2,7 +2,7 @@
 
     python bench/couplings.py cost  [--batch 256 512 1024] [--steps 60] [--sinkhorn EPSILON ITERATIONS]
     python bench/couplings.py table [--seconds 20] [--seeds 0 1 2] [--datasets 8gaussians moons] [--steps N]
-                                    [--couplings independent ot sinkhorn] [--sinkhorn EPSILON ITERATIONS]
+                                    [--couplings independent ot sinkhorn] [--sinkhorn EPSILON ITERATIONS] [--lr LR]
 
 ``cost`` times, on this machine's threads (or its GPU, where accelerate finds one), a full training step
 (fmcore's Trainer.train_step: data, loss with the coupling, backward, Adam, EMA) beside the coupling's ``pair``
@@ -38,15 +38,12 @@ COUPLINGS = {"independent": {"name": "independent"}, "ot": {"name": "ot"},
 NFES = (1, 2, 4, 100)
 
 
-LR = [2e-3]  # Adam's learning rate for every run (--lr)
-
-
-def recipe(dataset: str, coupling: str, steps: int, batch: int = 256, seed: int = 0):
+def recipe(dataset: str, coupling: str, steps: int, batch: int = 256, seed: int = 0, lr: float = 2e-3):
     raw = {
         "data": {"name": dataset}, "path": {"name": "condot"}, "objective": {"name": "cfm"},
         "network": {"name": "mlp", "hidden": [256, 256, 256]}, "sampler": {"name": "euler", "steps": 100},
         "coupling": COUPLINGS[coupling],
-        "train": {"steps": steps, "batch_size": batch, "lr": LR[0], "schedule": "cosine",
+        "train": {"steps": steps, "batch_size": batch, "lr": lr, "schedule": "cosine",
                   "warmup": min(100, steps // 10), "ema": 0.999, "log_every": max(1, min(100, steps)), "seed": seed},
     }
     return recipe_from_dict(raw, get_registry(), source=f"{dataset}/{coupling}")
@@ -97,8 +94,9 @@ def w2_at_nfe(run_dir: Path, data: torch.Tensor) -> dict[int, float]:
 
 
 def table(seconds: float, seeds: list[int], datasets: list[str], couplings: list[str], n: int = 2000,
-          steps: int | None = None) -> list[dict]:
-    """W2 rows; each coupling trains ``seconds x its measured rate`` steps, or ``steps`` each when given."""
+          steps: int | None = None, lr: float = 2e-3) -> list[dict]:
+    """W2 rows; each coupling trains ``seconds x its measured rate`` steps, or ``steps`` each when given, with
+    Adam's learning rate ``lr`` (the step rates do not depend on it)."""
     registry = get_registry()
     if steps is None:
         rates = {r["coupling"]: r["steps_per_s"] for r in step_rates([256], 40, couplings=couplings)}
@@ -115,7 +113,7 @@ def table(seconds: float, seeds: list[int], datasets: list[str], couplings: list
             for seed in seeds:
                 with tempfile.TemporaryDirectory() as tmp:
                     t0 = time.perf_counter()
-                    train(recipe(dataset, name, budgets[name], seed=seed), registry, Path(tmp) / "run")
+                    train(recipe(dataset, name, budgets[name], seed=seed, lr=lr), registry, Path(tmp) / "run")
                     wall = time.perf_counter() - t0
                     w2 = w2_at_nfe(Path(tmp) / "run", data)
                 rows.append({"dataset": dataset, "coupling": name, "seed": seed, "steps": budgets[name],
@@ -137,19 +135,18 @@ def main() -> None:
     t.add_argument("--datasets", nargs="+", default=["8gaussians", "moons"])
     t.add_argument("--couplings", nargs="+", default=list(COUPLINGS), choices=list(COUPLINGS))
     t.add_argument("--steps", type=int, help="equal step budgets instead of equal wall time")
+    t.add_argument("--lr", type=float, default=2e-3, help="Adam's learning rate for every run (default 2e-3)")
     for sub_parser in (c, t):
-        sub_parser.add_argument("--lr", type=float, default=2e-3, help="Adam's learning rate (default 2e-3)")
         sub_parser.add_argument("--sinkhorn", nargs=2, metavar=("EPSILON", "ITERATIONS"), type=float,
                                 help="the sinkhorn coupling's epsilon and iterations (default: its defaults)")
     args = ap.parse_args()
-    LR[0] = args.lr
     if args.sinkhorn:
         COUPLINGS["sinkhorn"] = {"name": "sinkhorn", "epsilon": args.sinkhorn[0], "iterations": int(args.sinkhorn[1])}
     torch.set_num_threads(min(2, torch.get_num_threads()))
     if args.what == "cost":
         step_rates(args.batch, args.steps, couplings=args.couplings)
     else:
-        table(args.seconds, args.seeds, args.datasets, args.couplings, steps=args.steps)
+        table(args.seconds, args.seeds, args.datasets, args.couplings, steps=args.steps, lr=args.lr)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,13 @@ def test_unknown_option_names_table_key_and_suggests(fm, write_recipe):
     assert "options: activation, class_dim, hidden, time_dim" in err
 
 
+def test_unknown_option_and_bad_value_in_one_table_are_both_reported(fm, write_recipe):
+    recipe = MOONS.replace('name = "condot"', 'name = "condot"\nsigma_min = -0.1\nsigmamax = 2')
+    err = _check_error(fm, "recipe", "check", write_recipe(recipe))
+    assert "[path]: unknown option 'sigmamax'" in err
+    assert "[path] sigma_min = -0.1: expected a number in [0.0, 1.0)" in err
+
+
 def test_unknown_table_suggests(fm, write_recipe):
     err = _check_error(fm, "recipe", "check", write_recipe(MOONS + "\n[trian]\nsteps = 3\n"))
     assert "unknown table [trian] (did you mean 'train'?)" in err

@@ -166,24 +166,25 @@ class Loader:
             if choice is not None:
                 nested[fields[key].alias] = choice
         if len(self.problems) > before:
-            self._type_problems(cls, plain, where)  # still report wrong types and values beside the others
+            self._validated(cls, plain, where)  # still report wrong types and bad values beside the others
             return None
-        return self._structure(cls, plain, nested, where)
-
-    def _type_problems(self, cls: type, plain: dict[str, Any], where: str) -> None:
-        with attrs.validators.disabled():
-            try:
-                converter.structure(plain, cls)
-            except cattrs.BaseValidationError as exc:
-                self._cattrs_problems(exc, plain, where)
-            except (ValueError, TypeError):
-                pass
+        loose = self._validated(cls, plain, where)
+        if loose is None:
+            return None
+        try:
+            options = attrs.evolve(loose, **nested)
+        except (ValueError, TypeError) as exc:
+            self.problems.append(f"{where} {exc}")
+            return None
+        return self._resolve_files(options)
 
     def _cattrs_problems(self, exc: cattrs.BaseValidationError, values: dict[str, Any], where: str) -> None:
         lines = cattrs.transform_error(exc, path="$", format_exception=lambda e, _t: str(e))
         self.problems.extend(f"{where} {_key_message(line, values)}" for line in lines)
 
-    def _structure(self, cls: type, plain: dict[str, Any], nested: dict[str, Choice], where: str) -> Any:
+    def _validated(self, cls: type, plain: dict[str, Any], where: str) -> Any:
+        """``plain`` structured into ``cls`` (nested components at their defaults) with every validator run one by
+        one, so that every wrong type and bad value is recorded; None when there was any."""
         before = len(self.problems)
         with attrs.validators.disabled():
             try:
@@ -194,20 +195,13 @@ class Loader:
             except (ValueError, TypeError) as exc:  # raised by the class itself (__attrs_post_init__)
                 self.problems.append(f"{where} {exc}")
                 return None
-        for f in attrs.fields(cls):  # every validator, so that every bad value is reported
+        for f in attrs.fields(cls):
             if f.validator is not None and f.name in plain:
                 try:
                     f.validator(loose, f, getattr(loose, f.name))
                 except (ValueError, TypeError) as exc:
                     self.problems.append(f"{where} {exc}")
-        if len(self.problems) > before:
-            return None
-        try:
-            options = attrs.evolve(loose, **nested)
-        except (ValueError, TypeError) as exc:
-            self.problems.append(f"{where} {exc}")
-            return None
-        return self._resolve_files(options)
+        return None if len(self.problems) > before else loose
 
     def _resolve_files(self, options: Any) -> Any:
         """Options marked ``file=True`` become absolute paths (relative ones are relative to the recipe)."""

@@ -58,6 +58,27 @@ def test_exact_ot_pairs_only_within_a_label():
     assert paired_cost(paired, z) == pytest.approx(total, rel=1e-9)
 
 
+@pytest.mark.parametrize("with_labels", [False, True])
+def test_exact_ot_in_blocks_is_optimal_within_each_block_and_the_whole_batch_at_block_zero(with_labels):
+    torch.manual_seed(3)
+    eps, z = torch.randn(14, 2), torch.randn(14, 2) * 2 + 1
+    labels = torch.tensor([0, 1] * 7) if with_labels else None
+    blocks = [range(0, 6), range(6, 12), range(12, 14)]  # block 6 over 14 points: the last block is short
+    paired, _, _ = ExactOT(ExactOT.Options(block=6)).pair(eps, z, labels)
+    total = 0.0
+    for rows in blocks:
+        rows = torch.tensor(list(rows))
+        groups = [rows] if labels is None else [rows[labels[rows] == k] for k in (0, 1)]
+        for group in groups:
+            # each block's (and label's) noise is a permutation of its own draws, optimally assigned
+            assert sorted(paired[group].tolist()) == sorted(eps[group].tolist())
+            total += brute_force_cost(eps[group], z[group])
+    assert paired_cost(paired, z) == pytest.approx(total, rel=1e-9)
+    whole, _, _ = ExactOT(ExactOT.Options(block=0)).pair(eps, z, labels)
+    assert torch.equal(ExactOT(ExactOT.Options(block=14)).pair(eps, z, labels)[0], whole)
+    assert paired_cost(whole, z) < paired_cost(paired, z)
+
+
 def test_sinkhorn_plan_has_uniform_marginals_and_no_mass_across_labels():
     torch.manual_seed(2)
     x0, z = torch.randn(12, 2), torch.randn(12, 2)

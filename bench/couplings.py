@@ -2,7 +2,7 @@
 
     python bench/couplings.py cost  [--batch 256 512 1024] [--steps 60] [--sinkhorn EPSILON ITERATIONS]
     python bench/couplings.py table [--seconds 20] [--seeds 0 1 2] [--datasets 8gaussians moons] [--steps N]
-                                    [--couplings independent ot ot:64 sinkhorn] [--sinkhorn EPSILON ITERATIONS]
+                                    [--couplings independent ot ot:32 sinkhorn] [--sinkhorn EPSILON ITERATIONS]
                                     [--lr LR]
 
 A coupling ``ot:B`` is ``ot`` solving the assignment in blocks of ``B`` points of the batch (its ``block``).
@@ -37,7 +37,7 @@ from fmcore.run.sampling import generate
 from fmcore.run.training import Trainer, train
 
 COUPLINGS = {"independent": {"name": "independent"}, "ot": {"name": "ot"},
-             "sinkhorn": {"name": "sinkhorn"}}
+             "ot:32": {"name": "ot", "block": 32}, "sinkhorn": {"name": "sinkhorn"}}
 
 
 def coupling_spec(text: str) -> str:

@@ -2,14 +2,17 @@
 straightness of the trajectories.
 
     python bench/reflow.py [--seeds 0 1 2] [--steps 3000] [--pairs 20000] [--out runs/bench_reflow] [--img docs/img]
+                           [--init] [--new-steps N]
 
 Per seed: (1) the original run, examples/recipes/moons.toml (CondOT, CFM with the stable target, MLP 3 x 256,
 batch 512, Adam 2e-3, cosine, EMA 0.999) for ``--steps`` steps; (2) ``fmcore.reflow`` with ``--pairs`` pairs
 drawn by its sampler (Euler, 100 steps), a reflowed run trained for the same number of steps; (3) the same
 pairs (the folder is copied, so the rerun draws nothing) distilled to a one-step map (``distill=True``, same
-steps). Each model is sampled with Euler from the Sobol source (seed 11, 2,000 samples) and compared with 2,000
-fresh data points by exact W2 (floor: two fresh data sets). Straightness: ``E int ||v - (x1 - x0)||^2 dt`` on
-Euler-100 trajectories of the 2,000 samples (fmcore.run.metrics.straightness).
+steps). ``--init``: the reflowed and distilled runs start from the original's weights (``[train] init``) instead
+of random ones; ``--new-steps N``: they train N steps instead of ``--steps``. Each model is sampled with Euler
+from the Sobol source (seed 11, 2,000 samples) and compared with 2,000 fresh data points by exact W2 (floor:
+two fresh data sets). Straightness: ``E int ||v - (x1 - x0)||^2 dt`` on Euler-100 trajectories of the 2,000
+samples (fmcore.run.metrics.straightness).
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ def measure(run_dir: Path, data: torch.Tensor, nfes=NFES, paths: bool = True) ->
     return out
 
 
-def one_seed(seed: int, steps: int, pairs: int, out: Path, data: torch.Tensor) -> dict:
+def one_seed(seed: int, steps: int, pairs: int, out: Path, data: torch.Tensor, init: bool = False,
+             new_steps: int | None = None) -> dict:
     base = out / f"seed{seed}"
     shutil.rmtree(base, ignore_errors=True)
     sets = [f"train.seed={seed}", f"train.steps={steps}"]
@@ -63,13 +67,14 @@ def one_seed(seed: int, steps: int, pairs: int, out: Path, data: torch.Tensor) -
     fmcore.train(fmcore.load_recipe(RECIPE, sets), base / "original")
     rows["original"] = {"train_s": time.perf_counter() - t0, **measure(base / "original", data)}
     t0 = time.perf_counter()
-    result = fmcore.reflow(base / "original", base / "reflow", pairs, steps=steps, seed=seed)
+    new = {"steps": new_steps or steps, "seed": seed, "init": init}
+    result = fmcore.reflow(base / "original", base / "reflow", pairs, **new)
     rows["reflow"] = {"pairs_and_train_s": time.perf_counter() - t0, "pairs_drawn": result.pairs_drawn,
                       **measure(base / "reflow", data)}
     (base / "distill").mkdir()
     shutil.copytree(base / "reflow" / "pairs", base / "distill" / "pairs")
     t0 = time.perf_counter()
-    result = fmcore.reflow(base / "original", base / "distill", pairs, steps=steps, seed=seed, distill=True)
+    result = fmcore.reflow(base / "original", base / "distill", pairs, distill=True, **new)
     rows["distill"] = {"train_s": time.perf_counter() - t0, "pairs_drawn": result.pairs_drawn,
                        **measure(base / "distill", data, nfes=(1,), paths=False)}
     for name, row in rows.items():
@@ -130,11 +135,14 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=20000)
     ap.add_argument("--out", type=Path, default=Path("runs/bench_reflow"))
     ap.add_argument("--img", type=Path, help="write the pictures of the first seed here (e.g. docs/img)")
+    ap.add_argument("--init", action="store_true", help="reflow and distill from the original's weights")
+    ap.add_argument("--new-steps", type=int,
+                    help="training steps of the reflowed and distilled runs (default: --steps)")
     args = ap.parse_args()
     ds = fmcore.choice("dataset", "moons").create()
     data, data2 = ds.reference(N, seed=1_000_003).x, ds.reference(N, seed=2_000_003).x
     print(json.dumps({"w2_floor": wasserstein2(data, data2), "threads": torch.get_num_threads()}), flush=True)
-    rows = [one_seed(seed, args.steps, args.pairs, args.out, data) for seed in args.seeds]
+    rows = [one_seed(seed, args.steps, args.pairs, args.out, data, args.init, args.new_steps) for seed in args.seeds]
     summary(rows)
     if args.img:
         pictures(args.out, args.seeds[0], data, args.img)

@@ -210,18 +210,20 @@ def load_run(run_dir: str | Path, *, ema: bool = True, sampler: str | None = Non
 
 @raises_user_errors
 def reflow(run_dir: str | Path, new_dir: str | Path, pairs: int, *, distill: bool = False, steps: int | None = None,
-           sampler: str | None = None, overrides: list[str] = (), seed: int = 0, chunk: int = 4096, device=None,
-           ema: bool = True, memory_check: bool = True, registry: Registry | None = None,
-           progress=None) -> _reflow.ReflowResult:
+           init: bool = False, sampler: str | None = None, overrides: list[str] = (), seed: int = 0,
+           chunk: int = 4096, device=None, ema: bool = True, memory_check: bool = True,
+           registry: Registry | None = None, progress=None) -> _reflow.ReflowResult:
     """``fm reflow``: draw ``pairs`` (noise, endpoint) pairs from the run ``run_dir`` (its ``sampler`` and the
     ``sampler.KEY=VALUE`` entries of ``overrides``) into ``new_dir/pairs`` and train a new run there on that
-    fixed coupling (``distill``: a one-step map); the other ``overrides`` and ``steps`` change the new run's
-    recipe. A rerun continues the pairs, then the training (docs/couplings.md)."""
+    fixed coupling (``distill``: a one-step map), from ``run_dir``'s weights with ``init`` (else from random
+    weights); the other ``overrides`` and ``steps`` change the new run's recipe. A rerun continues the pairs,
+    then the training (docs/couplings.md)."""
     registry = registry or get_registry()
     sampler_sets = [o for o in overrides if o.strip().startswith("sampler.")]
     recipe_sets = [o for o in overrides if not o.strip().startswith("sampler.")]
     source = rundir.open_run(run_dir, registry, ema=ema, overrides=sampler_sets, sampler=sampler)
-    return _reflow.reflow(source, new_dir, pairs, registry, distill=distill, steps=steps, overrides=recipe_sets,
+    return _reflow.reflow(source, new_dir, pairs, registry, distill=distill, steps=steps, init=init,
+                          overrides=recipe_sets,
                           seed=seed, chunk=chunk, device=rundir.resolve_device(device), memory_check=memory_check,
                           progress=progress)
 

@@ -211,3 +211,16 @@ def test_recipe_check_ties_pairs_data_and_coupling(fm, source, tmp_path, write_r
     assert set(load_file(pairs / "chunk_000000.safetensors")) == {"noise", "data"}
     assert reflow_module.one_step_problems(build(load_recipe(write_recipe(), PluginHost().registry()),
                                                  PluginHost().registry()).path) == []
+
+
+def test_init_starts_the_new_run_from_the_weights_that_drew_the_pairs(fm, source, tmp_path, registry):
+    weights = fmcore.load_run(source).weights  # the EMA's where the run has one, as the pairs are drawn
+    sets = ["train.lr=1e-12", "train.warmup=0"]  # one step at this rate leaves the weights where they started
+    code, _, err = fm(*reflow_args(source, tmp_path / "new", "--init", "--steps", 1, *[f"--set={s}" for s in sets]))
+    assert code == 0, err
+    assert load_recipe(tmp_path / "new" / "recipe.toml", registry).train.init == str(weights.resolve())
+    start, after = load_file(weights), load_file(tmp_path / "new" / "model.safetensors")
+    assert all(torch.allclose(after[k], v, rtol=0, atol=1e-9) for k, v in start.items())
+    fm(*reflow_args(source, tmp_path / "scratch", "--steps", 1, *[f"--set={s}" for s in sets]))
+    scratch = load_file(tmp_path / "scratch" / "model.safetensors")
+    assert not all(torch.allclose(scratch[k], v, rtol=0, atol=1e-3) for k, v in start.items())

@@ -136,3 +136,61 @@ def test_network_without_parameters_is_refused(tmp_path, write_recipe, fm):
     code, _, err = fm("train", write_recipe(text), "--run-dir", tmp_path / "run")
     assert code == 2 and "[network] oracle (fmcore-networks" in err and "no trainable parameters" in err
     assert "fm oracle" in err
+
+
+def test_init_starts_from_given_weights_and_the_ema_with_them(tmp_path, write_recipe, registry):
+    from fmcore.run.training import Trainer
+
+    source = train(load_recipe(write_recipe(_recipe_text(steps=30, batch_size=64, ema=0.9)), registry),
+                   registry, tmp_path / "source").run_dir
+    weights, _ = ckpt.load_tensors(source / "ema.safetensors")
+    recipe = load_recipe(write_recipe(_recipe_text(steps=5, batch_size=64, ema=0.9,
+                                                   init=str(source / "ema.safetensors"))), registry)
+    trainer = Trainer(recipe, registry, tmp_path / "new")
+    for name, value in trainer.net.state_dict().items():
+        assert torch.equal(value, weights[name]), name
+    for name, value in zip(trainer.ema.names, trainer.ema.shadow, strict=True):
+        assert torch.equal(value, weights[name]), name
+    fresh = Trainer(load_recipe(write_recipe(_recipe_text(steps=5, batch_size=64, ema=0.9)), registry), registry,
+                    tmp_path / "fresh")
+    assert not all(torch.equal(v, weights[k]) for k, v in fresh.net.state_dict().items())
+
+
+def test_init_relative_to_the_recipe_and_not_needed_once_a_checkpoint_exists(tmp_path, write_recipe, fm):
+    source = tmp_path / "source"
+    assert fm("train", write_recipe(_recipe_text(steps=20, batch_size=64)), "--run-dir", source)[0] == 0
+    (tmp_path / "init.safetensors").write_bytes((source / "model.safetensors").read_bytes())
+    recipe = tmp_path / "init.toml"  # beside init.safetensors: the relative path is found from the recipe
+    recipe.write_text(_recipe_text(steps=20, batch_size=64, checkpoint_every=10, init="init.safetensors"))
+    code, _, err = fm("train", recipe, "--run-dir", tmp_path / "new")
+    assert code == 0, err
+    (tmp_path / "init.safetensors").unlink()
+    # resuming continues from the checkpoint; the init file is no longer read
+    code, _, err = fm("train", "--resume", tmp_path / "new", "--set", "train.steps=30")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("problem", ["missing", "other network", "not safetensors"])
+def test_init_problems_are_bad_input(tmp_path, write_recipe, fm, problem):
+    source = tmp_path / "source"
+    assert fm("train", write_recipe(_recipe_text(steps=10, batch_size=64)), "--run-dir", source)[0] == 0
+    init = {"missing": tmp_path / "nope.safetensors", "other network": source / "model.safetensors",
+            "not safetensors": source / "recipe.toml"}[problem]
+    text = _recipe_text(steps=10, batch_size=64, init=str(init))
+    if problem == "other network":
+        text = text.replace("hidden = [32, 32]", "hidden = [48, 32]")
+    code, _, err = fm("train", write_recipe(text), "--run-dir", tmp_path / "new")
+    assert code == 2 and "Traceback" not in err, err
+    assert err.startswith("error: [train] init"), err
+    expected = {"missing": "no such file", "other network": "hidden = [48, 32] in the recipe, but the weights were "
+                "made with hidden = [32, 32]", "not safetensors": "is not a readable safetensors file"}[problem]
+    assert expected in err, err
+
+
+def test_recipe_check_reads_the_init_weights(tmp_path, write_recipe, fm):
+    source = tmp_path / "source"
+    assert fm("train", write_recipe(_recipe_text(steps=10, batch_size=64)), "--run-dir", source)[0] == 0
+    good = _recipe_text(steps=10, batch_size=64, init=str(source / "model.safetensors"))
+    assert fm("recipe", "check", write_recipe(good))[0] == 0
+    code, _, err = fm("recipe", "check", write_recipe(good.replace("hidden = [32, 32]", "hidden = [32, 32, 32]")))
+    assert code == 2 and err.startswith("error: [train] init: ") and "hidden = [32, 32, 32] in the recipe" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from fmcore.cli.common import add_set, registry_of
 
@@ -34,6 +35,10 @@ def run(args, host) -> int:
     recipe = api.load_recipe(args.recipe, args.set, registry=registry)
     if args.recipe_command == "check":
         c = api.build(recipe, registry=registry, training=True)
+        if recipe.train.init:
+            from fmcore.run.rundir import load_init
+
+            load_init(c.network, Path(recipe.train.init), recipe.network)
         print(f"{args.recipe}: ok ({recipe.data.name} data {c.dataset.info.shape}, {recipe.path.name} path, "
               f"{recipe.objective.name} objective, {recipe.network.name} network, {recipe.sampler.name} sampler)")
     else:

@@ -23,6 +23,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="train a one-step map (CondOT: v(eps, 0) regressed on endpoint - eps; sampled by one Euler "
                    "step) instead of a reflowed flow")
     r.add_argument("--steps", type=positive_int, help="training steps of the new run (default: the source run's)")
+    r.add_argument("--init", action="store_true",
+                   help="start the new run from the weights that draw the pairs ([train] init) instead of random "
+                   "weights")
     r.add_argument("--sampler", help="sampler drawing the pairs (default: the run's; its options from defaults)")
     add_set(r, REFLOW_SET)
     r.add_argument("--seed", type=seed, default=0, help="seed of the pairs: pair i depends only on (seed, i)")
@@ -43,7 +46,7 @@ def run(args, host) -> int:
 
     bar = tqdm(total=args.pairs, unit="pair", disable=None, file=sys.stderr, desc="pairs")
     result = api.reflow(args.run_dir, args.new_dir, args.pairs, distill=args.distill, steps=args.steps,
-                        sampler=args.sampler, overrides=args.set, seed=args.seed, chunk=args.chunk,
+                        init=args.init, sampler=args.sampler, overrides=args.set, seed=args.seed, chunk=args.chunk,
                         device=args.device, ema=not args.no_ema, memory_check=not args.skip_memory_check,
                         registry=registry_of(host), progress=bar.update)
     bar.close()

@@ -63,3 +63,6 @@ class TrainOptions:
                                    validator=non_negative)
     log_with: str = help_field("none", "also log to accelerate trackers: 'none' or 'tensorboard'",
                                validator=one_of(("none", "tensorboard")))
+    init: str = help_field("", "start from these weights instead of a random initialisation: a .safetensors file "
+                           "of the same network, e.g. another run's ema.safetensors (relative to the recipe; "
+                           "read only when the run has no checkpoint yet)", file=True)

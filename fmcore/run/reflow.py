@@ -120,9 +120,10 @@ def one_step_problems(path) -> list[str]:
 
 
 def reflow_recipe(source: OpenedRun, pairs_folder: Path, registry: Registry, *, distill: bool = False,
-                  steps: int | None = None, overrides: list[str] = ()) -> Recipe:
-    """The new run's recipe: the source's, trained on the stored pairs (see the module docstring);
-    ``overrides`` (``TABLE.KEY=VALUE``, not the sampler's) and ``steps`` change it."""
+                  steps: int | None = None, init: bool = False, overrides: list[str] = ()) -> Recipe:
+    """The new run's recipe: the source's, trained on the stored pairs (see the module docstring), from the
+    source's weights with ``init`` (``[train] init``); ``overrides`` (``TABLE.KEY=VALUE``, not the sampler's) and
+    ``steps`` change it."""
     raw = read_toml(source.directory / RECIPE)
     raw["data"] = {"name": "pairs", "path": str(Path(pairs_folder).resolve())}
     raw["coupling"] = {"name": "pairs"}
@@ -138,6 +139,8 @@ def reflow_recipe(source: OpenedRun, pairs_folder: Path, registry: Registry, *, 
         raw["sampler"] = {"name": "euler", "steps": 1}
     if steps is not None:
         raw["train"]["steps"] = steps
+    if init:
+        raw["train"]["init"] = str(source.weights.resolve())
     raw, given = apply_overrides(raw, list(overrides))
     return recipe_from_dict(raw, registry, source=f"fm reflow {source.directory}", overrides=given)
 
@@ -161,16 +164,18 @@ def check_new_dir(new_dir: Path) -> None:
 
 
 def reflow(source: OpenedRun, new_dir: str | Path, n: int, registry: Registry, *, distill: bool = False,
-           steps: int | None = None, overrides: list[str] = (), seed: int = 0, chunk: int = 4096, device=None,
-           memory_check: bool = True, progress=None) -> ReflowResult:
+           steps: int | None = None, init: bool = False, overrides: list[str] = (), seed: int = 0, chunk: int = 4096,
+           device=None, memory_check: bool = True, progress=None) -> ReflowResult:
     """Draw ``n`` pairs from ``source`` into ``new_dir/pairs`` and train the reflowed (``distill``: one-step)
-    run in ``new_dir``; a rerun continues both. See the module docstring."""
+    run in ``new_dir`` (from the source's weights with ``init``); a rerun continues both. See the module
+    docstring."""
     if chunk % BLOCK:
         raise FmError(f"--chunk {chunk}: chunks hold whole noise blocks of {BLOCK} samples; use a multiple of "
                       f"{BLOCK} (e.g. {-(-chunk // BLOCK) * BLOCK})")
     new_dir = Path(new_dir)
     check_new_dir(new_dir)
-    recipe = reflow_recipe(source, new_dir / PAIRS, registry, distill=distill, steps=steps, overrides=overrides)
+    recipe = reflow_recipe(source, new_dir / PAIRS, registry, distill=distill, steps=steps, init=init,
+                           overrides=overrides)
     new_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(new_dir):
         check_new_dir(new_dir)  # under the lock

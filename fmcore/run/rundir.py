@@ -156,6 +156,19 @@ def load_weights(network: torch.nn.Module, path: Path, choice: Choice, finite: b
     network.load_state_dict(checked_tensors(network, path, choice, finite), strict=False)
 
 
+def load_init(network: torch.nn.Module, path: Path, choice: Choice) -> None:
+    """``[train] init``: the weights of ``path`` (checked against ``network``, finite) replace its random
+    initialisation."""
+    if not path.is_file():
+        raise FmError(f"[train] init = {str(path)!r}: {'not a file' if path.exists() else 'no such file'}; "
+                      "give a .safetensors weights file of this network (a run's ema.safetensors or "
+                      "model.safetensors), or remove the key to start from random weights")
+    try:
+        load_weights(network, path, choice, finite=True)
+    except FmError as exc:
+        raise FmError(f"[train] init: {exc}") from None
+
+
 def check_is_run(run_dir: Path) -> None:
     if not run_dir.is_dir():
         raise FmError(f"run directory {str(run_dir)!r} not found" if not run_dir.exists() else

@@ -145,6 +145,8 @@ class Trainer:
                           "train; make a run from it directly: fm oracle RECIPE --run-dir DIR, then fm sample DIR")
         self.device = self.acc.device
         model = self.c.network.to(self.device)
+        if self.o.init and not (resume and ckpt.checkpoint_dirs(self.run_dir)):
+            rundir.load_init(model, Path(self.o.init), recipe.network)  # the EMA, created below, starts from it
         self.model, self.opt = self.acc.prepare(model, make_optimizer(model, self.o))
         self.net = self.acc.unwrap_model(self.model)
         if self.o.compile:

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from fmcore.recipe.recipe import load_recipe
 from fmcore.recipe.train_options import TrainOptions
@@ -170,12 +171,16 @@ def test_init_relative_to_the_recipe_and_not_needed_once_a_checkpoint_exists(tmp
     assert code == 0, err
 
 
-@pytest.mark.parametrize("problem", ["missing", "other network", "not safetensors"])
+@pytest.mark.parametrize("problem", ["missing", "other network", "not safetensors", "nan"])
 def test_init_problems_are_bad_input(tmp_path, write_recipe, fm, problem):
     source = tmp_path / "source"
     assert fm("train", write_recipe(_recipe_text(steps=10, batch_size=64)), "--run-dir", source)[0] == 0
     init = {"missing": tmp_path / "nope.safetensors", "other network": source / "model.safetensors",
-            "not safetensors": source / "recipe.toml"}[problem]
+            "not safetensors": source / "recipe.toml", "nan": tmp_path / "nan.safetensors"}[problem]
+    if problem == "nan":
+        tensors, meta = ckpt.load_tensors(source / "model.safetensors")
+        tensors[next(iter(tensors))][0] = float("nan")
+        save_file(tensors, init, metadata=meta)
     text = _recipe_text(steps=10, batch_size=64, init=str(init))
     if problem == "other network":
         text = text.replace("hidden = [32, 32]", "hidden = [48, 32]")
@@ -183,7 +188,8 @@ def test_init_problems_are_bad_input(tmp_path, write_recipe, fm, problem):
     assert code == 2 and "Traceback" not in err, err
     assert err.startswith("error: [train] init"), err
     expected = {"missing": "no such file", "other network": "hidden = [48, 32] in the recipe, but the weights were "
-                "made with hidden = [32, 32]", "not safetensors": "is not a readable safetensors file"}[problem]
+                "made with hidden = [32, 32]", "not safetensors": "is not a readable safetensors file",
+                "nan": "holds non-finite (NaN or inf) values in 1 tensor(s)"}[problem]
     assert expected in err, err
 
 

@@ -164,9 +164,15 @@ def load_init(network: torch.nn.Module, path: Path, choice: Choice) -> None:
                       "give a .safetensors weights file of this network (a run's ema.safetensors or "
                       "model.safetensors), or remove the key to start from random weights")
     try:
-        load_weights(network, path, choice, finite=True)
+        tensors = checked_tensors(network, path, choice)
     except FmError as exc:
         raise FmError(f"[train] init: {exc}") from None
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise FmError(f"[train] init = {str(path)!r} holds non-finite (NaN or inf) values in {len(bad)} tensor(s), "
+                      f"first {bad[0]}; training from them would only produce NaN: start from other weights (the "
+                      "run's model.safetensors instead of its ema.safetensors, or an earlier checkpoint's)")
+    network.load_state_dict(tensors, strict=False)
 
 
 def check_is_run(run_dir: Path) -> None:

@@ -224,3 +224,17 @@ def test_init_starts_the_new_run_from_the_weights_that_drew_the_pairs(fm, source
     fm(*reflow_args(source, tmp_path / "scratch", "--steps", 1, *[f"--set={s}" for s in sets]))
     scratch = load_file(tmp_path / "scratch" / "model.safetensors")
     assert not all(torch.allclose(scratch[k], v, rtol=0, atol=1e-3) for k, v in start.items())
+
+
+def test_a_reflowed_run_can_be_moved_with_its_pairs(fm, source, tmp_path, registry):
+    assert fm(*reflow_args(source, tmp_path / "new", "--set=train.checkpoint_every=5"))[0] == 0
+    assert load_recipe(tmp_path / "new" / "recipe.toml", registry).data.options.path == str(
+        (tmp_path / "new" / "pairs").resolve())
+    assert 'path = "pairs"' in (tmp_path / "new" / "recipe.toml").read_text()  # written relative to the run
+    shutil.move(tmp_path / "new", tmp_path / "moved")
+    code, _, err = fm("sample", tmp_path / "moved", "--n", 8, "--out", tmp_path / "x.npy")
+    assert code == 0, err
+    code, out, err = fm(*reflow_args(source, tmp_path / "moved", "--set=train.checkpoint_every=5"))
+    assert code == 0 and "pairs: 0 drawn now" in out, err
+    code, _, err = fm("train", "--resume", tmp_path / "moved", "--set", "train.steps=15")
+    assert code == 0, err

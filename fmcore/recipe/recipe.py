@@ -58,25 +58,43 @@ class Recipe:
     def choice(self, table: str) -> Choice:
         return self.choices[table]
 
-    def to_dict(self) -> dict[str, dict[str, Any]]:
-        """The resolved recipe, every default filled in (None values omitted: TOML has no null)."""
-        out = {table: choice_to_dict(choice) for table, choice in self.choices.items()}
-        out["train"] = _plain(converter.unstructure(self.train))
+    def to_dict(self, relative_to: Path | None = None) -> dict[str, dict[str, Any]]:
+        """The resolved recipe, every default filled in (None values omitted: TOML has no null); file options
+        inside the folder ``relative_to`` are written relative to it (a run directory that holds its own files,
+        such as ``fm reflow``'s pairs, can then be moved: its recipe is read relative to the run directory)."""
+        out = {table: choice_to_dict(choice, relative_to) for table, choice in self.choices.items()}
+        out["train"] = _relative(self.train, _plain(converter.unstructure(self.train)), relative_to)
         return out
 
-    def to_toml(self) -> str:
-        return tomli_w.dumps(self.to_dict())
+    def to_toml(self, relative_to: Path | None = None) -> str:
+        return tomli_w.dumps(self.to_dict(relative_to))
 
 
-def choice_to_dict(choice: Choice) -> dict[str, Any]:
-    """``{"name": ..., option: value, nested: {...}}`` for a choice (nested choices as tables)."""
+def choice_to_dict(choice: Choice, relative_to: Path | None = None) -> dict[str, Any]:
+    """``{"name": ..., option: value, nested: {...}}`` for a choice (nested choices as tables); file options
+    inside ``relative_to`` relative to it."""
     out: dict[str, Any] = {"name": choice.name}
     for f in attrs.fields(type(choice.options)):
         value = getattr(choice.options, f.name)
         if isinstance(value, Choice):
-            out[f.name] = choice_to_dict(value)
+            out[f.name] = choice_to_dict(value, relative_to)
         elif value is not None:
             out[f.name] = converter.unstructure(value)
+    return _relative(choice.options, out, relative_to)
+
+
+def _relative(options: Any, out: dict[str, Any], folder: Path | None) -> dict[str, Any]:
+    """``out`` with the file options of ``options`` (``file=True``) that name a path inside ``folder`` made
+    relative to it."""
+    if folder is None:
+        return out
+    root = Path(folder).resolve()
+    for f in attrs.fields(type(options)):
+        value = out.get(f.name)
+        if f.metadata.get("file") and isinstance(value, str) and value and Path(value).is_absolute():
+            path = Path(value)
+            if path.is_relative_to(root):
+                out[f.name] = path.relative_to(root).as_posix() or "."
     return out
 
 

@@ -37,7 +37,7 @@ def make_oracle_run(recipe: Recipe, run_dir: str | Path, registry: Registry) -> 
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise FmError(f"run directory {str(run_dir)!r} already exists and is not empty; choose another --run-dir")
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / RECIPE, recipe.to_toml())
+    write_text_atomic(run_dir / RECIPE, recipe.to_toml(relative_to=run_dir))
     write_provenance(run_dir, recipe, registry)
     save_tensors({}, run_dir / MODEL, {"oracle": "true"})
     return run_dir

@@ -142,7 +142,8 @@ def reflow_recipe(source: OpenedRun, pairs_folder: Path, registry: Registry, *, 
     if init:
         raw["train"]["init"] = str(source.weights.resolve())
     raw, given = apply_overrides(raw, list(overrides))
-    return recipe_from_dict(raw, registry, source=f"fm reflow {source.directory}", overrides=given)
+    return recipe_from_dict(raw, registry, source=f"fm reflow {source.directory}", base_dir=source.directory,
+                            overrides=given)
 
 
 def _differences(a: Any, b: Any, where: str = "") -> list[str]:
@@ -192,8 +193,8 @@ def reflow(source: OpenedRun, new_dir: str | Path, n: int, registry: Registry, *
         drawn = draw_pairs(source, folder, manifest, device, progress)
         started = (new_dir / RECIPE).is_file()
         if started:
-            there = recipe_from_dict(read_toml(new_dir / RECIPE), registry).to_dict()
-            there["data"]["path"] = str(folder.resolve())  # the run's own pairs, wherever the folder was then
+            there = recipe_from_dict(read_toml(new_dir / RECIPE), registry, base_dir=new_dir).to_dict()
+            there["data"]["path"] = str(folder.resolve())  # the run's own pairs (runs before relative paths)
             diff = _differences(recipe.to_dict(), there)
             if diff:
                 raise FmError(f"{new_dir} already trains a recipe that differs from what this command asks ("

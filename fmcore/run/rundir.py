@@ -192,7 +192,7 @@ def run_recipe(run_dir: Path, registry: Registry, overrides: list[str] = (), sam
         raw["sampler"] = {"name": sampler}
     raw, given = apply_overrides(raw, list(overrides))
     try:
-        return recipe_from_dict(raw, registry, source=str(run_dir / RECIPE), overrides=given)
+        return recipe_from_dict(raw, registry, source=str(run_dir / RECIPE), base_dir=run_dir, overrides=given)
     except FmError as exc:
         raise missing_hint(run_dir, exc) from None
 

@@ -552,7 +552,7 @@ def train_locked(recipe: Recipe, registry: Registry, run_dir: Path, resume: bool
     run writes its recipe and provenance first."""
     trainer = Trainer(recipe, registry, run_dir, resume, memory_check)
     if trainer.acc.is_main_process and not resume:
-        ckpt.write_text_atomic(run_dir / rundir.RECIPE, recipe.to_toml())
+        ckpt.write_text_atomic(run_dir / rundir.RECIPE, recipe.to_toml(relative_to=run_dir))
         rundir.write_provenance(run_dir, recipe, registry)
     trainer.acc.wait_for_everyone()
     return trainer.train()

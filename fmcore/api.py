@@ -223,9 +223,8 @@ def reflow(run_dir: str | Path, new_dir: str | Path, pairs: int, *, distill: boo
     recipe_sets = [o for o in overrides if not o.strip().startswith("sampler.")]
     source = rundir.open_run(run_dir, registry, ema=ema, overrides=sampler_sets, sampler=sampler)
     return _reflow.reflow(source, new_dir, pairs, registry, distill=distill, steps=steps, init=init,
-                          overrides=recipe_sets,
-                          seed=seed, chunk=chunk, device=rundir.resolve_device(device), memory_check=memory_check,
-                          progress=progress)
+                          overrides=recipe_sets, seed=seed, chunk=chunk, device=rundir.resolve_device(device),
+                          memory_check=memory_check, progress=progress)
 
 
 @raises_user_errors

@@ -17,28 +17,29 @@ from fmcore.core.options import MAX_WIDTH, int_range
 
 @attrs.define(kw_only=True)
 class ExactOTOptions:
-    block: int = help_field(0, "solve the assignment within consecutive blocks of this many points of the batch "
-                            "(0: the whole batch); smaller blocks pair less sharply and cost O(n block^2)",
-                            validator=int_range(0, MAX_WIDTH))
+    block: int = help_field(0, "solve the assignment within blocks of this many points (consecutive in the batch; "
+                            "with labels, of one label), 0: the whole batch (each label's points); smaller blocks "
+                            "pair less sharply and cost O(n block^2)", validator=int_range(0, MAX_WIDTH))
 
 
 class ExactOT(Coupling):
     """Exact minibatch OT: the permutation minimising ``sum_j ||x0_idx(j) - z_j||^2`` (Hungarian algorithm,
-    scipy's linear_sum_assignment on the host, O(n^3)), within each block of ``block`` consecutive points (the
-    batch is an iid draw, so a block is a smaller minibatch) and per label when the data has labels."""
+    scipy's linear_sum_assignment on the host, O(n^3)) over each group of points: the batch, or each label's
+    points when the data has labels, split into blocks of ``block`` consecutive points (the batch is an iid draw,
+    so a block is a smaller minibatch)."""
 
     Options = ExactOTOptions
 
     def partners(self, x0: Tensor, z: Tensor, labels: Tensor | None) -> Tensor:
         n = z.shape[0]
-        block = self.options.block or n
-        host_labels = None if labels is None else labels.cpu()
+        if labels is None:
+            groups = [torch.arange(n)]
+        else:
+            host_labels = labels.cpu()
+            groups = [(host_labels == label).nonzero().flatten() for label in torch.unique(host_labels)]
         idx = torch.empty(n, dtype=torch.long)
-        for start in range(0, n, block):
-            rows = torch.arange(start, min(start + block, n))
-            groups = [rows] if host_labels is None else [
-                rows[host_labels[rows] == label] for label in torch.unique(host_labels[rows])]
-            for members in groups:
+        for group in groups:
+            for members in group.split(self.options.block or len(group)):
                 dev = members.to(z.device)
                 idx[members] = members[torch.from_numpy(_assignment(x0[dev], z[dev]))]
         return idx.to(z.device)

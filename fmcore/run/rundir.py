@@ -118,6 +118,11 @@ def _option_changes(recorded: Any, choice: Choice) -> list[str]:
             if now.get(key) != recorded.get(key)]
 
 
+def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """The names of the floating-point tensors holding a NaN or an inf."""
+    return [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
 def checked_tensors(network: torch.nn.Module, path: Path, choice: Choice, finite: bool = False
                     ) -> dict[str, torch.Tensor]:
     """The tensors of weights file ``path``, checked against ``network``: every parameter present, every
@@ -143,7 +148,7 @@ def checked_tensors(network: torch.nn.Module, path: Path, choice: Choice, finite
                 "and the data set (its shape and class count)")
         raise FmError(f"{path} does not fit the recipe's [network] {choice.name}: {'; '.join(problems)}; {hint}")
     if finite:
-        bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        bad = non_finite(tensors)
         if bad:
             raise FmError(f"{path} holds non-finite (NaN or inf) values in {len(bad)} tensor(s), first {bad[0]}; "
                           "samples from it would be NaN. Training diverged before these weights were written: use "
@@ -167,7 +172,7 @@ def load_init(network: torch.nn.Module, path: Path, choice: Choice) -> None:
         tensors = checked_tensors(network, path, choice)
     except FmError as exc:
         raise FmError(f"[train] init: {exc}") from None
-    bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    bad = non_finite(tensors)
     if bad:
         raise FmError(f"[train] init = {str(path)!r} holds non-finite (NaN or inf) values in {len(bad)} tensor(s), "
                       f"first {bad[0]}; training from them would only produce NaN: start from other weights (the "
